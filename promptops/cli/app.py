@@ -1,0 +1,45 @@
+"""The Typer application: global options, then one module per verb family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from promptops.settings import Settings
+
+app = typer.Typer(
+    name="promptops",
+    help="Prompts as code: validate, version, approve, test and serve LLM prompts kept in git.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: importing rich for --help alone costs ~80 ms
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def configure(
+    ctx: typer.Context,
+    repo: Annotated[Optional[Path], typer.Option("--repo", envvar="PROMPTOPS_REPO", help="Repository root (default: git toplevel of the current directory).")] = None,
+    prompts_dir: Annotated[str, typer.Option("--prompts-dir", envvar="PROMPTOPS_PROMPTS_DIR", help="Prompts directory, relative to the repository.")] = "prompts",
+    triton_url: Annotated[Optional[str], typer.Option("--triton-url", envvar="PROMPTOPS_TRITON_URL", help="gRPC address of an external Triton (default: the local one).")] = None,
+) -> None:
+    """Prompts as code: validate, version, approve, test and serve LLM prompts kept in git."""
+    base = Settings()
+    ctx.obj = Settings(repo=repo.resolve() if repo else base.repo, prompts_dir=prompts_dir,
+                       triton_url=triton_url or base.triton_url, default_model=base.default_model,
+                       branch=base.branch)
+
+
+def settings(ctx: typer.Context) -> Settings:
+    """The settings the global options built."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+from promptops.cli import prompts  # noqa: E402  (each module registers its commands on `app`)
+
+prompts.register(app)

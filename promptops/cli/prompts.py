@@ -1,0 +1,233 @@
+"""Authoring commands: new, edit, validate, list, show, render."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from promptops.cli.boundary import EXIT_OK, EXIT_USER_ERROR, boundary
+from promptops.cli.output import echo, github_annotation, is_tty, print_json, print_problems, table
+from promptops.errors import Problem, PromptInvalid, PromptOpsError, TemplateError
+
+
+def _workspace(ctx: typer.Context) -> Any:
+    from promptops.cli.app import settings
+    from promptops.workspace import Workspace
+
+    s = settings(ctx)
+    return Workspace(s.repo, s.prompts_dir)
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    """`key=value` pairs; `key=@file` reads the value from a file."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PromptOpsError(f"expected KEY=VALUE, got {pair!r}", fix="write e.g. --var user='Hello'")
+        values[key] = _read_at_file(value)
+    return values
+
+
+def _read_at_file(value: str) -> str:
+    if not value.startswith("@"):
+        return value
+    try:
+        return Path(value[1:]).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptOpsError(f"cannot read {value[1:]}: {exc}", fix="pass a readable UTF-8 text file") from None
+
+
+def load_history(path: Path | None) -> list[Any]:
+    """A JSON list of {role, content} turns."""
+    from promptops.render import Turn
+
+    if path is None:
+        return []
+    try:
+        turns = json.loads(path.read_text(encoding="utf-8"))
+        return [Turn(str(t["role"]), str(t["content"])) for t in turns]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise PromptOpsError(f"cannot read history from {path}: {exc}",
+                             fix='write a JSON list like [{"role": "user", "content": "Hi"}]') from None
+
+
+def apply_set(document: dict[str, Any], assignment: str) -> None:
+    """Apply `dotted.path=value` to a document; config/tests values are parsed as JSON when they parse."""
+    path, sep, raw = assignment.partition("=")
+    if not sep or not path:
+        raise PromptOpsError(f"expected PATH=VALUE, got {assignment!r}", fix="write e.g. --set config.temperature=0.2")
+    value: Any = _read_at_file(raw)
+    keys = path.split(".")
+    if keys[0] in ("config", "tests") and not raw.startswith("@"):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+    target = document
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise PromptOpsError(f"cannot set {path}: {key} is not an object")
+    target[keys[-1]] = value
+
+
+def new(ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Prompt name (file stem).")],
+        from_: Annotated[Optional[str], typer.Option("--from", help="Copy this existing prompt.")] = None) -> int:
+    """Create prompts/NAME.json from the default template (or a copy of another prompt)."""
+    ws = _workspace(ctx)
+    source = dict(ws.load(from_).document) if from_ else None
+    path = ws.create(name, source)
+    echo(f"Created {path.relative_to(ws.repo)}")
+    return EXIT_OK
+
+
+def _run_editor(path: Path) -> None:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    result = subprocess.run([*shlex.split(editor), str(path)], check=False)
+    if result.returncode != 0:
+        raise PromptOpsError(f"editor exited with status {result.returncode}; nothing was written")
+
+
+def edit(ctx: typer.Context,
+         name: Annotated[str, typer.Argument(help="Prompt to edit.")],
+         set_: Annotated[Optional[list[str]], typer.Option("--set", help="PATH=VALUE (or PATH=@file); no editor.")] = None) -> int:
+    """Edit a prompt in $EDITOR (or with --set); invalid results are never written."""
+    from promptops.schema import check_bytes
+
+    ws = _workspace(ctx)
+    original = ws.read_bytes(name)
+    if set_:
+        document = json.loads(original)
+        for assignment in set_:
+            apply_set(document, assignment)
+        from promptops.prompt import dump_document
+
+        ws.write_text(name, dump_document(document))
+        echo(f"Updated {ws.relpath(name)}")
+        return EXIT_OK
+    with tempfile.TemporaryDirectory(prefix="promptops-edit-") as tmp:
+        draft = Path(tmp) / f"{name}.json"
+        draft.write_bytes(original)
+        while True:
+            _run_editor(draft)
+            edited = draft.read_bytes()
+            if edited == original:
+                echo("No changes.")
+                return EXIT_OK
+            prompt, problems = check_bytes(edited, name, ws.relpath(name))
+            if prompt is not None:
+                ws.write_text(name, edited.decode("utf-8"))
+                print_problems(problems)
+                echo(f"Updated {ws.relpath(name)}")
+                return EXIT_OK
+            print_problems(problems)
+            if not typer.confirm("The prompt is invalid. Re-open the editor?", default=True):
+                echo(f"Aborted; {ws.relpath(name)} is unchanged.", err=True)
+                return EXIT_USER_ERROR
+
+
+def _collect(ws: Any, paths: list[Path]) -> list[tuple[Path, str]]:
+    if not paths:
+        return [(ws.root / f"{n}.json", f"{ws.prompts_dir}/{n}.json") for n in ws.names()]
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        found += [(f, str(f)) for f in files]
+    return found
+
+
+def validate(ctx: typer.Context,
+             paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories (default: the prompts directory).")] = None,
+             strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+             format_: Annotated[str, typer.Option("--format", help="text, json or github.")] = "text") -> int:
+    """Check prompt files: JSON syntax, schema and placeholders."""
+    from promptops.schema import check_file
+
+    if format_ not in ("text", "json", "github"):
+        raise typer.BadParameter("use text, json or github", param_hint="--format")
+    files = _collect(_workspace(ctx), paths or [])
+    problems: list[Problem] = []
+    for path, display in files:
+        problems += check_file(path, display)[1]
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    if format_ == "json":
+        print_json({"files": len(files), "errors": errors, "warnings": warnings,
+                    "problems": [p.__dict__ for p in problems]})
+    elif format_ == "github":
+        for problem in problems:
+            echo(github_annotation(problem))
+    else:
+        print_problems(problems)
+        echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)")
+    return EXIT_USER_ERROR if errors or (strict and warnings) else EXIT_OK
+
+
+def list_(ctx: typer.Context) -> int:
+    """List the prompts in the working tree."""
+    from promptops.schema import check_file
+
+    ws = _workspace(ctx)
+    rows = []
+    for name in ws.names():
+        prompt, problems = check_file(ws.root / f"{name}.json")
+        status = "ok" if prompt else "invalid"
+        rows.append((name, prompt.model or "" if prompt else "", status, prompt.description if prompt else ""))
+    table(("name", "model", "status", "description"), rows)
+    return EXIT_OK
+
+
+def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="NAME or NAME@REF.")]) -> int:
+    """Print a prompt's JSON and its rendered template."""
+    from promptops.render import render
+
+    prompt = _load(ctx, name)
+    echo(prompt.to_json().rstrip("\n"))
+    echo("--- rendered ---" if not is_tty() else "\n[rendered with the file's own values]")
+    echo(render(prompt))
+    return EXIT_OK
+
+
+def render_cmd(ctx: typer.Context,
+               name: Annotated[str, typer.Argument(help="NAME or NAME@REF.")],
+               var: Annotated[Optional[list[str]], typer.Option("--var", help="KEY=VALUE (or KEY=@file) overriding a field.")] = None,
+               history: Annotated[Optional[Path], typer.Option("--history", help="JSON file of past turns [{role, content}].")] = None) -> int:
+    """Print the exact prompt string that would be sent to the model."""
+    from promptops.render import render
+
+    prompt = _load(ctx, name)
+    text = render(prompt, parse_vars(var or []), load_history(history))
+    typer.echo(text, nl=False)
+    return EXIT_OK
+
+
+def _load(ctx: typer.Context, ref: str) -> Any:
+    """Resolve NAME (the working-tree file) or NAME@REF (a committed version)."""
+    if "@" in ref:
+        from promptops.cli.app import settings
+        from promptops.store import open_store
+
+        return open_store(settings(ctx)).resolve(ref, default="draft").prompt
+    return _workspace(ctx).load(ref)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the authoring commands to the app."""
+    app.command("new")(boundary(new))
+    app.command("edit")(boundary(edit))
+    app.command("validate")(boundary(validate))
+    app.command("list")(boundary(list_))
+    app.command("show")(boundary(show))
+    app.command("render")(boundary(render_cmd))
+
+
+__all__ = ["register", "parse_vars", "load_history", "PromptInvalid", "TemplateError"]

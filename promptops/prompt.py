@@ -1,0 +1,78 @@
+"""The prompt model: a parsed, validated, normalised prompt document."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+RESERVED_KEYS = frozenset({"$schema", "description", "model", "config", "template", "turn_template", "tests"})
+RUNTIME_VARIABLES = ("user", "history")
+DEFAULT_TURN_TEMPLATE = "{role}: {content}\n"
+_NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
+_INTEGER = re.compile(r"\s*[-+]?\d+\s*")
+
+# The seed project's default template, byte for byte in meaning: string numbers included.
+SEED_TEMPLATE: dict[str, Any] = {
+    "config": {"temperature": "1.0", "top_p": "0.95", "max_tokens": "256"},
+    "system": "",
+    "user": "",
+    "template": "{system}{user}",
+}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A valid prompt document. `document` is the file as written; `config` is normalised."""
+
+    name: str
+    document: Mapping[str, Any]
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def template(self) -> str:
+        return str(self.document["template"])
+
+    @property
+    def turn_template(self) -> str:
+        return str(self.document.get("turn_template", DEFAULT_TURN_TEMPLATE))
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Every non-reserved key: the values substituted for `{key}`."""
+        return {k: v for k, v in self.document.items() if k not in RESERVED_KEYS}
+
+    @property
+    def model(self) -> str | None:
+        return self.document.get("model")
+
+    @property
+    def description(self) -> str:
+        return str(self.document.get("description", ""))
+
+    @property
+    def tests(self) -> list[dict[str, Any]]:
+        return list(self.document.get("tests", []))
+
+    def to_json(self) -> str:
+        """The document as promptops writes it: 2-space indent, key order kept, final newline."""
+        return dump_document(self.document)
+
+
+def dump_document(document: Mapping[str, Any]) -> str:
+    """Serialise a prompt document the way every promptops writer does."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def normalise_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Numeric strings ("0.95", "256") become numbers; everything else is kept."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        # Only strings that look like numbers: float() would also take "nan" and "inf".
+        if isinstance(value, str) and key != "stop" and _NUMBER.fullmatch(value):
+            out[key] = int(value) if _INTEGER.fullmatch(value) else float(value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,81 @@
+"""Shared fixtures: real git repositories built from dicts of files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Ada Author", "GIT_AUTHOR_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_NAME": "Ada Author", "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` and return its stdout (raises on failure)."""
+    result = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
+                            env={**os.environ, **GIT_ENV})
+    return result.stdout.strip()
+
+
+class GitRepo:
+    """A real repository in a temp dir; `commit({...})` writes files and commits them in one call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        git(path, "init", "-q", "-b", "main")
+        git(path, "config", "user.name", "Ada Author")
+        git(path, "config", "user.email", "ada@example.com")
+        git(path, "config", "commit.gpgsign", "false")
+        git(path, "config", "tag.gpgsign", "false")
+
+    def write(self, files: dict[str, Any]) -> None:
+        """Write files (dicts become prompt JSON; None deletes) without committing."""
+        for rel, content in files.items():
+            target = self.path / rel
+            if content is None:
+                target.unlink()
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = content if isinstance(content, str | bytes) else json.dumps(content, indent=2) + "\n"
+            target.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+    def commit(self, files: dict[str, Any], message: str = "change") -> str:
+        """Write `files`, commit everything, return the commit SHA."""
+        self.write(files)
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
+        return git(self.path, "rev-parse", "HEAD")
+
+    def git(self, *args: str) -> str:
+        return git(self.path, *args)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitRepo]:
+    """An empty git repository; the working directory is changed into it."""
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMPTOPS_REPO", raising=False)
+    yield GitRepo(tmp_path)
+
+
+def prompt_doc(template: str = "{system}{user}", **fields: Any) -> dict[str, Any]:
+    """A small valid prompt document (seed layout unless overridden)."""
+    doc: dict[str, Any] = {"config": {"temperature": "1.0", "top_p": "0.95", "max_tokens": "256"},
+                           "system": "", "user": "", "template": template}
+    doc.update(fields)
+    return doc
+
+
+@pytest.fixture
+def make_prompt() -> Callable[..., dict[str, Any]]:
+    return prompt_doc

@@ -1,0 +1,91 @@
+import json
+
+import pytest
+
+from promptops.prompt import SEED_TEMPLATE
+from promptops.schema import check_bytes, load_prompt_bytes
+from tests.conftest import prompt_doc
+
+
+def problems_of(doc_or_bytes, name="p"):
+    data = doc_or_bytes if isinstance(doc_or_bytes, bytes) else json.dumps(doc_or_bytes, indent=2).encode()
+    return check_bytes(data, name, f"prompts/{name}.json")
+
+
+def test_seed_template_validates_unchanged_and_normalises_numbers():
+    prompt = load_prompt_bytes(json.dumps(SEED_TEMPLATE).encode(), "seed", "prompts/seed.json")
+    assert prompt.document == SEED_TEMPLATE
+    assert prompt.config == {"temperature": 1.0, "top_p": 0.95, "max_tokens": 256}
+
+
+@pytest.mark.parametrize("config", [
+    {"temperature": 0}, {"temperature": "0.7", "top_k": "40"}, {"top_p": 1}, {"stop": ["\n", "###"]},
+    {"seed": 7, "min_tokens": 1, "max_tokens": 32768}, {"presence_penalty": -2, "frequency_penalty": "2"},
+    {"repetition_penalty": 1.1, "min_p": 0.05}, {"stop": "END", "ignore_eos": False},
+])
+def test_valid_config_values(config):
+    prompt, problems = problems_of(prompt_doc(config=config))
+    assert prompt is not None, problems
+
+
+@pytest.mark.parametrize(("doc", "path", "needle"), [
+    (prompt_doc(config={"temperature": 3}), "$.config.temperature", "must be a number from 0 to 2"),
+    (prompt_doc(config={"temperature": "hot"}), "$.config.temperature", "must be a number"),
+    (prompt_doc(config={"temperature": "nan"}), "$.config.temperature", "must be a number"),
+    (prompt_doc(config={"top_p": 0}), "$.config.top_p", "exclusive"),
+    (prompt_doc(config={"max_tokens": 0}), "$.config.max_tokens", "integer from 1 to 32768"),
+    (prompt_doc(config={"max_tokens": "12.5"}), "$.config.max_tokens", "integer"),
+    (prompt_doc(config={"stop": 5}), "$.config.stop", "must be a string"),
+    (prompt_doc(config={"temprature": 1}), "$.config.temprature", "unknown key 'temprature'"),
+    (prompt_doc(system=5), "$.system", "must be a string"),
+    ({"config": {}}, "$", "'template' is required"),
+    (prompt_doc(**{"bad key": "x"}), '$["bad key"]', "unknown key 'bad key'"),
+    (prompt_doc(tests=[{"name": "t", "assert": [{"type": "containz", "value": "x"}]}]), "$.tests[0].assert[0].type",
+     "must be one of"),
+    (prompt_doc(template="{nope}"), "$.template", "unknown placeholder {nope}"),
+    (prompt_doc(template="{x.__class__}"), "$.template", "attribute access"),
+    (prompt_doc(template="{x[0]}"), "$.template", "indexing"),
+    (prompt_doc(template="{user!r}"), "$.template", "conversion"),
+    (prompt_doc(template="{user:>10}"), "$.template", "format spec"),
+    (prompt_doc(template="{0}"), "$.template", "positional"),
+    (prompt_doc(template="{system}{user"), "$.template", "unbalanced '{' at column 9"),
+    (prompt_doc(template="a } b"), "$.template", "unbalanced '}' at column 3"),
+    (prompt_doc(turn_template="{role}{who}"), "$.turn_template", "unknown placeholder {who}"),
+])
+def test_invalid_documents_are_located(doc, path, needle):
+    prompt, problems = problems_of(doc)
+    errors = [p for p in problems if p.severity == "error"]
+    assert prompt is None
+    assert any(p.json_path == path and needle in p.message + str(p.fix) for p in errors), errors
+
+
+def test_unknown_config_key_suggests_the_right_one():
+    _, problems = problems_of(prompt_doc(config={"temprature": 1}))
+    assert problems[0].fix == "did you mean 'temperature'?"
+    assert problems[0].line == 3
+
+
+@pytest.mark.parametrize(("data", "needle", "line"), [
+    (b'{"config": {}, "template": "x",}', "invalid JSON", 1),
+    (b'{\n  "config": {},\n  "template": "\xff"\n}', "not valid UTF-8", 3),
+    (b'[1, 2]', "must be a JSON object", None),
+    (b'{"config": {}, "template": "a", "template": "b"}', "duplicate key", None),
+    (b'[' * 100_000, "invalid JSON", None),
+    (b' ' * 10_000_000, "the limit is 1,000,000", None),
+])
+def test_unreadable_files(data, needle, line):
+    prompt, problems = problems_of(data)
+    assert prompt is None and needle in problems[0].message
+    assert line is None or problems[0].line == line
+
+
+@pytest.mark.parametrize("name", ["Upper", "-rf", "a b", "../x", "con", "x.lock", "a..b", "é"])
+def test_bad_file_names_are_errors(name):
+    prompt, problems = problems_of(prompt_doc(), name=name)
+    assert prompt is None and problems[0].code == "bad-name"
+
+
+def test_unused_field_is_a_warning_not_an_error():
+    prompt, problems = problems_of(prompt_doc(template="{user}", style="terse"))
+    assert prompt is not None
+    assert [(p.severity, p.json_path) for p in problems] == [("warning", "$.style"), ("warning", "$.system")]
