@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -24,10 +25,16 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "prompt.schem
 
 
 @lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    """The prompt JSON Schema (from `schemas/`, or the copy packaged with promptops)."""
+def schema_bytes() -> bytes:
+    """The prompt JSON Schema's bytes (from `schemas/`, or the copy packaged with promptops)."""
     path = SCHEMA_PATH if SCHEMA_PATH.exists() else Path(__file__).with_name("prompt.schema.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return path.read_bytes()
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The prompt JSON Schema, parsed."""
+    return json.loads(schema_bytes())
 
 
 @lru_cache(maxsize=1)
@@ -190,8 +197,8 @@ def check_file(path: Path, display: str | None = None) -> tuple[Prompt | None, l
     """Validate a prompt file on disk; its name is the file stem."""
     file = display or str(path)
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return None, [Problem(file, f"cannot read: {exc.strerror}", code="io")]
-    return check_bytes(data, path.stem, file)
+    return check_bytes(data, os.path.basename(file).removesuffix(".json"), file)

@@ -43,3 +43,7 @@ def settings(ctx: typer.Context) -> Settings:
 from promptops.cli import prompts  # noqa: E402  (each module registers its commands on `app`)
 
 prompts.register(app)
+
+from promptops.cli import serving  # noqa: E402
+
+serving.register(app)

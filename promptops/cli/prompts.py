@@ -140,24 +140,40 @@ def _collect(ws: Any, paths: list[Path]) -> list[tuple[Path, str]]:
         return [(ws.root / f"{n}.json", f"{ws.prompts_dir}/{n}.json") for n in ws.names()]
     found: list[tuple[Path, str]] = []
     for path in paths:
-        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
-        found += [(f, str(f)) for f in files]
+        if path.is_dir():
+            # scandir + sorted names: pathlib's glob costs ~10 ms per 1,000 files here.
+            with os.scandir(path) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(".json") and e.is_file())
+            found += [(path / n, os.path.join(str(path), n)) for n in names]
+        else:
+            found.append((path, str(path)))
     return found
 
 
 def validate(ctx: typer.Context,
              paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories (default: the prompts directory).")] = None,
              strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
-             format_: Annotated[str, typer.Option("--format", help="text, json or github.")] = "text") -> int:
+             format_: Annotated[str, typer.Option("--format", help="text, json or github.")] = "text",
+             cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Skip files unchanged since the last run.")] = True) -> int:
     """Check prompt files: JSON syntax, schema and placeholders."""
-    from promptops.schema import check_file
+    from promptops.cache import ValidationCache
+    from promptops.schema import check_file, schema_bytes
 
     if format_ not in ("text", "json", "github"):
         raise typer.BadParameter("use text, json or github", param_hint="--format")
-    files = _collect(_workspace(ctx), paths or [])
+    ws = _workspace(ctx)
+    files = _collect(ws, paths or [])
+    results = ValidationCache(ws.repo / ".promptops" / "cache", schema_bytes()) if cache else None
     problems: list[Problem] = []
     for path, display in files:
-        problems += check_file(path, display)[1]
+        found = results.get(str(path), display) if results else None
+        if found is None:
+            found = check_file(path, display)[1]
+            if results:
+                results.put(str(path), display, found)
+        problems += found
+    if results:
+        results.save()
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     if format_ == "json":

@@ -118,3 +118,11 @@ def test_list_show_render(seeded, tmp_path):
 
 def test_usage_error_exits_2(repo):
     assert run("validate", "--format", "xml").exit_code == 2
+
+
+def test_validate_cache_never_hides_a_change(repo):
+    repo.write({"prompts/p.json": prompt_doc()})
+    assert run("validate").exit_code == 0 and (repo.path / ".promptops/cache/validate-v1.json").exists()
+    repo.write({"prompts/p.json": prompt_doc(template="{oops}")})
+    assert run("validate").exit_code == 1
+    assert run("validate").exit_code == 1  # the cached error is still an error
