@@ -40,10 +40,8 @@ def settings(ctx: typer.Context) -> Settings:
     return obj if isinstance(obj, Settings) else Settings()
 
 
-from promptops.cli import prompts  # noqa: E402  (each module registers its commands on `app`)
+# Imported last: the command modules import `settings` from here. Each adds its commands to `app`.
+from promptops.cli import prompts, review, serving, versions  # noqa: E402
 
-prompts.register(app)
-
-from promptops.cli import serving  # noqa: E402
-
-serving.register(app)
+for _module in (prompts, versions, serving, review):
+    _module.register(app)

@@ -1,0 +1,59 @@
+"""`promptops review`: the pull-request report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from promptops.cli.boundary import EXIT_OK, EXIT_USER_ERROR, boundary
+from promptops.cli.output import is_tty
+
+
+def review(ctx: typer.Context,
+           base: Annotated[str, typer.Option("--base", help="Base git ref (e.g. origin/main).")],
+           head: Annotated[str, typer.Option("--head", help="Head git ref.")] = "HEAD",
+           outputs: Annotated[bool, typer.Option("--outputs", help="Run each changed prompt's tests on base and head against Triton.")] = False,
+           format_: Annotated[str, typer.Option("--format", help="markdown, json or text.")] = "markdown",
+           output: Annotated[Optional[Path], typer.Option("--output", help="Write the report here instead of stdout.")] = None,
+           junit: Annotated[Optional[Path], typer.Option("--junit", help="Write the head versions' test results as JUnit XML.")] = None,
+           timeout: Annotated[float, typer.Option("--timeout", help="Seconds per model request.")] = 120.0) -> int:
+    """Report every prompt changed between two commits (exit 1 on invalid prompts or newly failing tests)."""
+    from promptops.cli.app import settings
+    from promptops.cli.serving import grpc_url
+    from promptops.inference import InferenceClient, run_sync
+    from promptops.review import build_review, render_report
+    from promptops.store import open_store
+    from promptops.testing import junit_xml
+    from promptops.workspace import atomic_write
+
+    if format_ not in ("markdown", "json", "text"):
+        raise typer.BadParameter("use markdown, json or text", param_hint="--format")
+    s = settings(ctx)
+    store = open_store(s)
+
+    async def build() -> object:
+        client = InferenceClient(grpc_url(ctx), timeout_s=timeout) if outputs else None
+        try:
+            return await build_review(store, base, head, client=client, default_model=s.default_model)
+        finally:
+            if client is not None:
+                await client.close()
+
+    report = run_sync(build())
+    text = render_report(report, format_, color=output is None and is_tty())
+    if output:
+        atomic_write(output, text.encode())
+    else:
+        typer.echo(text, nl=False)
+    if junit:
+        atomic_write(junit, junit_xml(report.head_results()).encode())
+    if output:
+        typer.echo(report.summary(), err=True)
+    return EXIT_USER_ERROR if report.failed else EXIT_OK
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `review`."""
+    app.command("review")(boundary(review))

@@ -1,0 +1,39 @@
+"""`promptops review --outputs` against a real Triton serving the deterministic echo model."""
+
+import pytest
+from typer.testing import CliRunner
+
+from promptops.cli.app import app
+from tests.conftest import prompt_doc
+
+CASES = [{"name": "mentions brevity", "vars": {"user": "Hi"}, "assert": [{"type": "contains", "value": "brief"}]}]
+
+
+@pytest.fixture
+def pr(repo, echo_server, monkeypatch):
+    monkeypatch.setenv("PROMPTOPS_TRITON_URL", echo_server.grpc_url)
+    monkeypatch.setenv("PROMPTOPS_MODEL", "echo")
+    repo.commit({"prompts/tone.json": prompt_doc("{system} {user}", system="Be brief.", tests=CASES)}, "base")
+    repo.git("checkout", "-q", "-b", "feature")
+    return repo
+
+
+def review(*args):
+    return CliRunner().invoke(app, ["review", "--base", "main", "--head", "feature", "--outputs", *args])
+
+
+def test_newly_failing_test_fails_the_review(pr):
+    pr.commit({"prompts/tone.json": prompt_doc("{system} {user}", system="Be short.", tests=CASES)}, "shorter")
+    result = review("--format", "text")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == "1 prompt changed · 1 test newly failing · 1 answer changed"
+    assert "  mentions brevity: pass -> fail (newly failing) (answer changed)" in result.output
+
+
+def test_markdown_shows_both_answers_diffed(pr, tmp_path):
+    pr.commit({"prompts/tone.json": prompt_doc("{system} {user}", system="Be brief, kind.", tests=CASES)}, "kinder")
+    assert review("--output", str(tmp_path / "r.md"), "--junit", str(tmp_path / "j.xml")).exit_code == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "| mentions brevity | pass | pass | changed |" in text
+    assert "-Be brief. Hi\n+Be brief, kind. Hi" in text
+    assert 'tests="1" failures="0"' in (tmp_path / "j.xml").read_text()
