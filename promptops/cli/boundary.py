@@ -39,6 +39,12 @@ def boundary(command: F) -> F:
         except PromptOpsError as error:
             report_error(error)
             code = EXIT_USER_ERROR
+        except BrokenPipeError:
+            # `promptops log x | head`: the reader left; stop quietly like git does.
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = EXIT_OK
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             code = EXIT_INTERRUPTED
