@@ -1,0 +1,151 @@
+"""The app factory: `create_app(settings)` builds the FastAPI app (API + metrics + Gradio UI).
+
+Nothing is opened at import time. The lifespan opens ONE prompt store and ONE
+Triton client for the app (and, in the production topology, the read-only clone
+and its refresh task), and closes them at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import errors
+from gateway.metrics import Metrics
+from gateway.routes import chat, health, metrics, openai, prompts, seed
+from gateway.serving import Service
+from gateway.settings import GatewaySettings, get_settings
+from promptops import remote
+from promptops.errors import PromptOpsError
+from promptops.inference import InferenceClient
+from promptops.store import PromptStore, open_store
+
+log = logging.getLogger("gateway")
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, by Content-Length or while reading chunked bodies.
+
+    A plain ASGI middleware (not BaseHTTPMiddleware): it must not slow the streaming hot path.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                if not value.isdigit() or int(value) > self.max_bytes:
+                    return await errors.error_response(self._error())(scope, receive, send)
+                break
+        seen, refused = 0, False
+
+        async def limited() -> Message:
+            # Chunked bodies have no Content-Length: count while the app reads, answer 413 ourselves
+            # (FastAPI would turn an exception here into a 400) and tell the app the client left.
+            nonlocal seen, refused
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes and not refused:
+                refused = True
+                await errors.error_response(self._error())(scope, receive, send)
+            return {"type": "http.disconnect"} if refused else message
+
+        async def guarded(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited, guarded)
+
+    def _error(self) -> errors.PayloadTooLarge:
+        return errors.PayloadTooLarge(f"request body is larger than {self.max_bytes:,} bytes",
+                                      fix="send a smaller request (limit: PROMPTOPS_MAX_BODY_BYTES)")
+
+
+def open_gateway_store(settings: GatewaySettings) -> PromptStore:
+    """The store the gateway serves: the repository itself, or a read-only clone of `store_url`."""
+    if settings.store_url is None:
+        return open_store(settings.core())
+    dest = settings.clone_dir or remote.default_clone_dir(settings.store_url,
+                                                          Path.home() / ".cache" / "promptops" / "clones")
+    remote.clone(settings.store_url, dest, settings.store_ref)
+    return PromptStore(dest, settings.prompts_dir, remote.serving_branch(settings.store_ref))
+
+
+async def refresh_loop(app: FastAPI, settings: GatewaySettings) -> None:
+    """Fetch the clone every `refresh_s`: new commits and approvals are served without a restart."""
+    service: Service = app.state.service
+    while True:
+        await asyncio.sleep(settings.refresh_s)
+        try:
+            changed = await asyncio.to_thread(remote.fetch, service.store.repo, settings.store_ref)
+        except PromptOpsError as exc:  # keep serving what we have; say why in the log and /v1/store
+            app.state.refresh = {"ok": False, "at": time.time(), "error": exc.message}
+            log.warning("store refresh failed: %s", exc.message)
+            continue
+        if changed:
+            service.store.refresh()
+        app.state.refresh = {"ok": True, "at": time.time(), "changed": changed,
+                             "commit": service.store.head_commit()}
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the store and the Triton client; start the refresh task; close everything at shutdown."""
+    settings: GatewaySettings = app.state.settings
+    store = await asyncio.to_thread(open_gateway_store, settings)
+    client = InferenceClient(settings.triton_url, settings.request_timeout_s)
+    app.state.service = Service(settings, store, client, app.state.metrics)
+    task = None
+    if settings.store_url is not None and settings.refresh_s > 0:
+        task = asyncio.create_task(refresh_loop(app, settings), name="promptops-store-refresh")
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await client.close()
+
+
+def create_app(settings: GatewaySettings | None = None, *, ui: bool | None = None) -> FastAPI:
+    """A new gateway app for `settings` (default: from the environment). `ui=False` leaves the Gradio UI out."""
+    settings = settings or get_settings()
+    app = FastAPI(title="promptops gateway", version="0.1.0", lifespan=lifespan,
+                  description="Prompts as code, served: versioned prompts from git, answered by Triton + vLLM.")
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.refresh = None
+    # Routes read per-request policy through the get_settings dependency: tests override it.
+    app.dependency_overrides[get_settings] = lambda: settings
+    errors.install(app)
+    # Generation routes first: Starlette matches routes in order, and these are the hot path.
+    for router in (chat.router, openai.router, seed.router, health.router, prompts.router, metrics.router):
+        app.include_router(router)
+
+    @app.get("/v1/store", tags=["health"])
+    def store_info() -> dict[str, Any]:
+        """Where prompts are served from, and the last refresh of a read-only clone."""
+        service: Service = app.state.service
+        return {"repo": str(service.store.repo), "branch": service.store.branch, "source": settings.store_url,
+                "read_only": settings.read_only, "commit": service.store.head_commit(),
+                "refresh": app.state.refresh}
+
+    if settings.ui if ui is None else ui:
+        from gateway.ui import mount_ui
+
+        mount_ui(app, settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,39 @@
+"""Prometheus metrics of one app, in a registry of its own (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# Tiny echo requests take ~1 ms, real models seconds: buckets cover both.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Requests, errors, latency, time to first token and tokens, labelled by prompt and version."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("prompt", "version", "endpoint")
+        self.requests = Counter("promptops_requests", "Generation requests answered.", labels,
+                                registry=self.registry)
+        self.errors = Counter("promptops_errors", "Generation requests that failed.", (*labels, "type"),
+                              registry=self.registry)
+        self.latency = Histogram("promptops_request_seconds", "Whole request time (to the last token).", labels,
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.ttft = Histogram("promptops_time_to_first_token_seconds", "Time to the first token.", labels,
+                              buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.tokens = Counter("promptops_completion_tokens", "Tokens generated (streamed deltas).", labels,
+                              registry=self.registry)
+
+    def observe(self, prompt: str, version: str, endpoint: str, *, latency_s: float,
+                ttft_s: float | None, tokens: int, error: str | None = None) -> None:
+        """Record one finished (or failed) request."""
+        labels = (prompt, version, endpoint)
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(latency_s)
+        if ttft_s is not None:
+            self.ttft.labels(*labels).observe(ttft_s)
+        if tokens:
+            self.tokens.labels(*labels).inc(tokens)
+        if error is not None:
+            self.errors.labels(*labels, error).inc()

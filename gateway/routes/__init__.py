@@ -1,0 +1,1 @@
+"""One router per resource: health, prompts, chat, openai, seed, metrics."""

@@ -1,0 +1,164 @@
+"""Prompts: list, show, versions, diff, render, save and approve.
+
+Sync handlers on purpose: the store runs git, so FastAPI runs these in its thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.deps import AdminDep, ServiceDep, SettingsDep
+from gateway.serving import Service, to_turns
+from promptops import diff as prompt_diff
+from promptops.errors import Forbidden, RefError, VersionNotFound
+from promptops.names import check_name
+from promptops.refs import check_selector
+from promptops.render import render
+from promptops.store import Resolved, Version
+
+router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
+
+
+class TurnModel(BaseModel):
+    """One past chat turn."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: str
+    content: str
+
+
+class RenderRequest(BaseModel):
+    """Variables (`user` is the caller's message) and past turns."""
+
+    model_config = ConfigDict(extra="forbid")
+    ref: str | None = Field(None, description="version selector: 3, head, a commit SHA or a tag")
+    variables: dict[str, str] = Field(default_factory=dict)
+    history: list[TurnModel] = Field(default_factory=list)
+
+
+class SaveRequest(BaseModel):
+    """The new file text and the commit of the version the edit started from (null for a new prompt)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    base_commit: str | None
+    message: str = ""
+
+
+class ApproveRequest(BaseModel):
+    """Which version to approve (default: the newest committed one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(None, ge=1)
+    message: str | None = None
+
+
+def _ref(name: str, ref: str | None) -> str:
+    check_name(name)  # before any git access, whatever the selector
+    if ref is None or ref == "":
+        return name
+    if "@" in ref:
+        raise RefError(f"invalid ref {ref!r}: pass only the selector", fix=f"e.g. ?ref=3 for {name}@3")
+    return f"{name}@{check_selector(ref)}"
+
+
+def _version(version: Version | None) -> dict[str, Any] | None:
+    return None if version is None else version.to_dict()
+
+
+def shown(resolved: Resolved) -> dict[str, Any]:
+    """A resolved prompt as the API shows it: version facts, the document, the rendered template."""
+    try:
+        rendered = render(resolved.prompt)
+    except Exception as exc:  # a template that needs caller variables still shows, with the reason
+        rendered = f"<cannot render without variables: {exc}>"
+    return {"name": resolved.name, "version": _version(resolved.version), "draft": resolved.draft,
+            "commit": resolved.commit, "approved": resolved.approved, "document": resolved.prompt.document,
+            "text": resolved.prompt.to_json(), "rendered": rendered}
+
+
+def list_prompts(service: Service) -> list[dict[str, Any]]:
+    """Every committed prompt: its newest approved version and its newest version."""
+    rows = []
+    for status in service.store.status():
+        if status.newest is None:
+            continue  # only in the working tree: nothing the gateway could serve
+        description = service.store.load(status.newest).description
+        rows.append({"name": status.name, "description": description, "approved": _version(status.approved),
+                     "newest": _version(status.newest)})
+    return rows
+
+
+@router.get("")
+def get_prompts(service: ServiceDep) -> dict[str, Any]:
+    """Every prompt with its newest approved version and its newest version."""
+    return {"prompts": list_prompts(service)}
+
+
+@router.get("/{name}")
+def get_prompt(name: str, service: ServiceDep, settings: SettingsDep,
+               ref: str | None = Query(None, description="3, head, approved, a commit SHA or a tag")) -> dict[str, Any]:
+    """One prompt: the newest approved version, or the version `ref` names."""
+    return shown(service.resolve(_ref(name, ref), serve_drafts=settings.serve_drafts))
+
+
+@router.get("/{name}/versions")
+def get_versions(name: str, service: ServiceDep) -> dict[str, Any]:
+    """Every version, oldest first, with its approval."""
+    versions = service.store.versions(check_name(name))
+    if not versions:
+        service.store.resolve(f"{name}@head")  # raises PromptNotFound with the fix
+    return {"name": name, "versions": [v.to_dict() for v in versions]}
+
+
+@router.get("/{name}/diff")
+def get_diff(name: str, service: ServiceDep, settings: SettingsDep,
+             from_: str = Query(..., alias="from", description="older version selector, e.g. 1"),
+             to: str = Query("head", description="newer version selector, e.g. 3")) -> dict[str, Any]:
+    """Semantic diff between two versions (config keys, text fields, rendered prompt)."""
+    old = service.resolve(_ref(name, from_), serve_drafts=settings.serve_drafts)
+    new = service.resolve(_ref(name, to), serve_drafts=settings.serve_drafts)
+    diffs = [prompt_diff.diff_prompts(name, old.prompt, new.prompt, old_label=f"{name}@{from_}",
+                                      new_label=f"{name}@{to}")]
+    return {"name": name, "from": shown(old)["version"], "to": shown(new)["version"],
+            **json.loads(prompt_diff.to_json(diffs)), "text": prompt_diff.to_text(diffs),
+            "markdown": prompt_diff.to_markdown(diffs)}
+
+
+@router.post("/{name}/render")
+def post_render(name: str, body: RenderRequest, service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
+    """The exact text the model would receive."""
+    resolved = service.resolve(_ref(name, body.ref), serve_drafts=settings.serve_drafts)
+    text = render(resolved.prompt, body.variables, to_turns([t.model_dump() for t in body.history]))
+    return {"name": name, "version": _version(resolved.version), "commit": resolved.commit, "text": text}
+
+
+@router.put("/{name}")
+def put_prompt(name: str, body: SaveRequest, service: ServiceDep, settings: SettingsDep,
+               _: AdminDep) -> dict[str, Any]:
+    """Validate and commit a new version; 409 when `base_commit` is no longer the newest."""
+    version = service.store.save(check_name(name), body.text, base_commit=body.base_commit,
+                                 author_name=settings.author_name, author_email=settings.author_email,
+                                 message=body.message or f"Update prompt {name} (gateway)")
+    return {"version": version.to_dict()}
+
+
+@router.post("/{name}/approve")
+def post_approve(name: str, body: ApproveRequest, service: ServiceDep, settings: SettingsDep,
+                 _: AdminDep) -> dict[str, Any]:
+    """Tag a version as approved (served for the bare name from then on)."""
+    if not settings.allow_approve:
+        raise Forbidden("approving is disabled on this gateway", fix="approve with `promptops approve NAME` "
+                                                                     "or set PROMPTOPS_ALLOW_APPROVE=1")
+    number = body.version
+    if number is None:
+        versions = service.store.versions(check_name(name))
+        if not versions:
+            raise VersionNotFound(f"prompt '{name}' has no committed version", fix="save it first")
+        number = versions[-1].number
+    version, created = service.store.approve(check_name(name), number, body.message)
+    return {"version": version.to_dict(), "created": created}

@@ -1,0 +1,168 @@
+"""What every edge of the gateway does to answer a chat: resolve, render, generate, measure.
+
+The HTTP routes, the OpenAI-compatible routes and the Gradio UI all go through
+:class:`Service`, so the serving rules (approved by default, pins, drafts) and the
+metrics are the same whichever door a request came in by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import type_of
+from gateway.metrics import Metrics
+from gateway.settings import GatewaySettings
+from promptops.errors import PromptInvalid, PromptOpsError
+from promptops.inference import InferenceClient
+from promptops.prompt import Prompt, dump_document
+from promptops.render import Turn, render
+from promptops.schema import check_bytes
+from promptops.store import PromptStore, Resolved
+
+ROLES = ("user", "assistant", "system")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready for the model: which prompt version, the rendered text, model and sampling."""
+
+    name: str
+    version: str  # "3", or "draft" for the working-tree file, or "inline" for the seed endpoint
+    commit: str
+    model: str
+    text: str
+    sampling: Mapping[str, Any]
+    approved: bool = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The `X-Prompt-*` / `X-Model` headers of every chat answer."""
+        return {"X-Prompt-Name": self.name, "X-Prompt-Version": self.version,
+                "X-Prompt-Commit": self.commit, "X-Model": self.model}
+
+    def describe(self) -> dict[str, Any]:
+        """Which prompt version and model answered, for final events and JSON answers."""
+        return {"prompt": self.name, "version": self.version, "commit": self.commit or None,
+                "approved": self.approved, "model": self.model}
+
+
+@dataclass
+class Stats:
+    """Filled in while a generation runs; complete once its iterator is exhausted."""
+
+    started: float = field(default_factory=time.perf_counter)
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    tokens: int = 0
+    prompt_tokens: int = 0
+
+    def usage(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens,
+                "total_tokens": self.prompt_tokens + self.tokens}
+
+    def timing(self) -> dict[str, float | None]:
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value * 1000, 3)
+
+        return {"ttft_ms": ms(self.ttft_s), "total_ms": ms(self.latency_s)}
+
+
+def to_turns(history: Sequence[Mapping[str, Any]] | Sequence[Turn]) -> list[Turn]:
+    """`[{role, content}]` as core Turns; unknown roles are refused (they would be rendered verbatim)."""
+    turns = []
+    for item in history:
+        role, content = (item.role, item.content) if isinstance(item, Turn) else (item["role"], item["content"])
+        if role not in ROLES:
+            raise PromptOpsError(f"unknown chat role {role!r}", fix=f"use one of {', '.join(ROLES)}")
+        turns.append(Turn(role, content if isinstance(content, str) else str(content)))
+    return turns
+
+
+def with_overrides(prompt: Prompt, overrides: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The prompt's sampling config with `overrides` applied, validated by the core's schema."""
+    if not overrides:
+        return prompt.config
+    document = dict(prompt.document)
+    document["config"] = {**dict(document.get("config", {})), **overrides}
+    checked, problems = check_bytes(dump_document(document).encode(), prompt.name, f"{prompt.name} (overrides)")
+    if checked is None:
+        raise PromptInvalid(problems)
+    return checked.config
+
+
+class Service:
+    """One store, one Triton client, one metrics registry: shared by every route and the UI."""
+
+    def __init__(self, settings: GatewaySettings, store: PromptStore, client: InferenceClient,
+                 metrics: Metrics) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.metrics = metrics
+
+    def resolve(self, ref: str, *, serve_drafts: bool | None = None) -> Resolved:
+        """Apply the serving rules: a bare name is the newest approved version (the newest
+        committed one with serve_drafts); explicit pins (`@N`, `@sha`, `@tag`, `@head`) serve
+        that version; `@draft` only with serve_drafts."""
+        drafts = self.settings.serve_drafts if serve_drafts is None else serve_drafts
+        return self.store.resolve(ref, default="head" if drafts else "approved", serve_drafts=drafts)
+
+    def prepare(self, resolved: Resolved, message: str, history: Sequence[Any] = (),
+                overrides: Mapping[str, Any] | None = None) -> Prepared:
+        """Render the resolved prompt with the caller's message and history."""
+        prompt = resolved.prompt
+        version = "draft" if resolved.version is None else str(resolved.version.number)
+        return self.prepare_prompt(prompt, message, history, overrides, version=version,
+                                   commit=resolved.commit or "", approved=resolved.approved)
+
+    def prepare_prompt(self, prompt: Prompt, message: str | None, history: Sequence[Any] = (),
+                       overrides: Mapping[str, Any] | None = None, *, version: str = "inline",
+                       commit: str = "", approved: bool = False) -> Prepared:
+        """Render any valid prompt (the seed endpoint's inline prompts included)."""
+        variables = {} if message is None else {"user": message}
+        text = render(prompt, variables, to_turns(history))
+        return Prepared(name=prompt.name, version=version, commit=commit,
+                        model=prompt.model or self.settings.default_model, text=text,
+                        sampling=with_overrides(prompt, overrides or {}), approved=approved)
+
+    async def generate(self, prepared: Prepared, endpoint: str, stats: Stats) -> AsyncIterator[str]:
+        """Stream text deltas from Triton, recording metrics when the stream ends, fails or is cancelled."""
+        stats.prompt_tokens = len(prepared.text.split())
+        error: str | None = None
+        try:
+            async for delta in self.client.stream(prepared.model, prepared.text, prepared.sampling):
+                if stats.ttft_s is None:
+                    stats.ttft_s = time.perf_counter() - stats.started
+                stats.tokens += 1
+                yield delta
+        except PromptOpsError as exc:
+            error = type_of(exc)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            error = "cancelled"  # the client went away: the Triton request is cancelled too
+            raise
+        finally:
+            stats.latency_s = time.perf_counter() - stats.started
+            self.metrics.observe(prepared.name, prepared.version, endpoint, latency_s=stats.latency_s,
+                                 ttft_s=stats.ttft_s, tokens=stats.tokens, error=error)
+
+    async def complete(self, prepared: Prepared, endpoint: str, stats: Stats) -> str:
+        """The whole answer (streamed internally, so time to first token is measured too)."""
+        return "".join([delta async for delta in self.generate(prepared, endpoint, stats)])
+
+
+try:  # orjson (a gradio dependency) encodes ~5x faster; the stdlib is the fallback
+    from orjson import dumps as _dumps
+except ImportError:  # pragma: no cover
+    def _dumps(data: Any) -> bytes:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One Server-Sent Event; JSON data is on a single line (no raw newlines), so one `data:` field suffices."""
+    return b"event: " + event.encode() + b"\ndata: " + _dumps(data) + b"\n\n"

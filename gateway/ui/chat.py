@@ -1,0 +1,102 @@
+"""Chat tab: pick a prompt and a version, stream answers, see which version served each one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from gateway.serving import Stats
+from gateway.ui.common import GetService, default_choice, describe_error, pin, prompt_names, version_choices
+from promptops.errors import PromptOpsError
+
+Messages = list[dict[str, Any]]
+
+
+def footer(name: str, version: str, commit: str, model: str, stats: Stats) -> str:
+    """The line under each answer: which version and model served it."""
+    short = commit[:7] if commit else "working tree"
+    ttft = f" · first token {stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else ""
+    return f"\n\n<sub>served {name}@{version} · {short} · {model}{ttft}</sub>"
+
+
+def build_chat(get: GetService) -> dict[str, Any]:
+    """The Chat tab's components and events; returns the components the page-load event fills."""
+    with gr.Row():
+        prompt = gr.Dropdown(label="Prompt", choices=[], elem_id="chat-prompt", scale=1)
+        version = gr.Dropdown(label="Version", choices=[], elem_id="chat-version", scale=2,
+                              info="approved first; drafts are served only when picked here")
+    notice = gr.Markdown(elem_id="chat-notice")
+    chatbot = gr.Chatbot(label="Chat", elem_id="chat-log", height=420, feedback_options=None)
+    turns = gr.State([])  # what the model saw, without the UI's footers
+    with gr.Row():
+        message = gr.Textbox(label="Message", placeholder="Type a message and press Enter", elem_id="chat-message",
+                             scale=4)
+        send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
+    new_chat = gr.Button("New chat", elem_id="chat-new")
+
+    def on_prompt(name: str | None) -> Any:
+        choices = version_choices(get(), name) if name else []
+        value = default_choice(choices)
+        note = "" if value or not choices else "No approved version: pick a draft version explicitly."
+        return gr.update(choices=choices, value=value), note
+
+    async def on_send(ref: str | None, text: str, history: Messages,
+                      shown: Messages) -> AsyncIterator[tuple[Messages, Messages, str, str]]:
+        if not text.strip():
+            yield shown, history, text, ""
+            return
+        if not ref:
+            yield shown, history, text, "Pick a prompt and a version first."
+            return
+        service = get()
+        shown = [*shown, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        try:
+            prepared = service.prepare(service.resolve(ref), text, history)
+        except PromptOpsError as exc:
+            shown[-1] = {"role": "assistant", "content": f"⚠️ {exc.message}"}
+            yield shown, history, "", describe_error(exc)
+            return
+        stats, answer = Stats(), ""
+        yield shown, history, "", ""
+        try:
+            async for delta in service.generate(prepared, "ui", stats):
+                answer += delta
+                shown[-1] = {"role": "assistant", "content": answer}
+                yield shown, history, "", ""
+        except PromptOpsError as exc:
+            shown[-1] = {"role": "assistant", "content": f"{answer}\n\n⚠️ {exc.message}"}
+            yield shown, history, "", describe_error(exc)
+            return
+        shown[-1] = {"role": "assistant", "content": answer + footer(prepared.name, prepared.version,
+                                                                     prepared.commit, prepared.model, stats)}
+        history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        yield shown, history, "", ""
+
+    def on_new() -> tuple[Messages, Messages, str]:
+        return [], [], ""
+
+    # `.input` (user changes only): the page-load pin must not be reset by its own update.
+    prompt.input(on_prompt, prompt, [version, notice])
+    version.input(on_new, None, [chatbot, turns, notice])
+    for trigger in (message.submit, send.click):
+        trigger(on_send, [version, message, turns, chatbot], [chatbot, turns, message, notice])
+    new_chat.click(on_new, None, [chatbot, turns, notice])
+
+    def on_load(request: gr.Request) -> tuple[Any, Any, str]:
+        service = get()
+        names = prompt_names(service)
+        wanted = request.query_params.get("prompt") if request else None
+        if wanted:
+            try:
+                name, value = pin(service, wanted)
+                return (gr.update(choices=names, value=name),
+                        gr.update(choices=version_choices(service, name), value=value), f"Pinned to `{value}`.")
+            except PromptOpsError as exc:
+                return gr.update(choices=names, value=None), gr.update(choices=[], value=None), describe_error(exc)
+        first = names[0] if names else None
+        choices = version_choices(service, first) if first else []
+        return gr.update(choices=names, value=first), gr.update(choices=choices, value=default_choice(choices)), ""
+
+    return {"load": (on_load, [prompt, version, notice])}

@@ -1,0 +1,120 @@
+"""Prompt Creator / Editor tab: seed template or an existing version, live validation, save, approve.
+
+Save is `store.save` (validate + git commit) with the commit the edit started from,
+so a save based on a replaced version is refused with the current version number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from gateway.deps import check_admin
+from gateway.settings import GatewaySettings
+from gateway.ui.common import GetService, describe_error, prompt_names
+from promptops.errors import PromptOpsError
+from promptops.prompt import SEED_TEMPLATE, dump_document
+from promptops.schema import check_bytes
+
+Base = dict[str, Any] | None  # {"commit": str, "number": int} of the version being edited; None for a new prompt
+
+
+def validation_report(name: str, text: str) -> str:
+    """Markdown: every problem the core finds in `text` as prompt `name`, or that it is valid."""
+    if not name:
+        return "⚠️ Give the prompt a name."
+    _, problems = check_bytes(text.encode("utf-8"), name, f"{name}.json")
+    if not problems:
+        return "✅ Valid prompt."
+    lines = [f"- {'❌' if p.severity == 'error' else '⚠️'} `{p.location()}`: {p.message}"
+             + (f" — *{p.fix}*" if p.fix else "") for p in problems]
+    heading = "❌ **Invalid — fix these before saving:**" if any(p.severity == "error" for p in problems) else \
+        "✅ Valid, with warnings:"
+    return heading + "\n" + "\n".join(lines)
+
+
+def editing_label(name: str, base: Base) -> str:
+    return f"Editing **{name}** from v{base['number']} ({base['commit'][:7]})" if base else \
+        f"New prompt **{name or '…'}** (not saved yet)"
+
+
+def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
+    """The Editor tab's components and events; returns the components the page-load event fills."""
+    writable = not settings.read_only
+    with gr.Row():
+        existing = gr.Dropdown(label="Open a prompt", choices=[], elem_id="edit-open")
+        name = gr.Textbox(label="Prompt name", elem_id="edit-name", placeholder="e.g. support")
+        new = gr.Button("New from seed template", elem_id="edit-new")
+    state = gr.Markdown(elem_id="edit-state")
+    base = gr.State(None)
+    editor = gr.Code(label="Prompt JSON", language="json", interactive=writable, lines=18, elem_id="edit-json")
+    report = gr.Markdown(elem_id="edit-validation")
+    message = gr.Textbox(label="Commit message", placeholder="What changed and why", elem_id="edit-message")
+    token = gr.Textbox(label="Admin token", type="password", visible=settings.token_required and writable,
+                       elem_id="edit-token")
+    with gr.Row():
+        save = gr.Button("Save (git commit)", variant="primary", interactive=writable, elem_id="edit-save")
+        approve = gr.Button("Approve this version", visible=settings.allow_approve and writable,
+                            elem_id="edit-approve")
+    result = gr.Markdown("" if writable else "This gateway serves a read-only clone: edit in the source repository.",
+                         elem_id="edit-result")
+
+    def on_open(chosen: str | None) -> tuple[Any, ...]:
+        if not chosen:
+            return gr.update(), gr.update(), None, "", ""
+        try:
+            resolved = get().store.resolve(f"{chosen}@head")
+        except PromptOpsError as exc:
+            return gr.update(), gr.update(), None, "", describe_error(exc)
+        assert resolved.version is not None
+        current = {"commit": resolved.version.commit, "number": resolved.version.number}
+        return chosen, resolved.prompt.to_json(), current, editing_label(chosen, current), ""
+
+    def on_new(current_name: str) -> tuple[Any, ...]:
+        return dump_document(SEED_TEMPLATE), None, editing_label(current_name, None), ""
+
+    def on_save(prompt: str, text: str, current: Base, note: str, secret: str) -> tuple[Any, ...]:
+        service = get()
+        try:
+            check_admin(service.settings, f"Bearer {secret}" if secret else None)
+            version = service.store.save(prompt, text, base_commit=current["commit"] if current else None,
+                                         author_name=service.settings.author_name,
+                                         author_email=service.settings.author_email,
+                                         message=note or f"Update prompt {prompt} (UI)")
+        except PromptOpsError as exc:
+            extra = ""
+            if getattr(exc, "current_version", None):
+                extra = f"\n\nRefused: version {exc.current_version} is current. Reload it, re-apply your edit, save."
+            return current, describe_error(exc) + extra, gr.update()
+        saved = {"commit": version.commit, "number": version.number}
+        text_out = f"✅ Saved **{prompt} v{version.number}** as commit `{version.short}`" + (
+            " (already approved)" if version.approved else " — a draft until approved.")
+        return saved, text_out, gr.update(choices=prompt_names(service), value=prompt)
+
+    def on_approve(prompt: str, current: Base, secret: str) -> str:
+        service = get()
+        if not current:
+            return "Save or open a version first: only committed versions can be approved."
+        try:
+            check_admin(service.settings, f"Bearer {secret}" if secret else None)
+            if not service.settings.allow_approve:
+                return "Approving is disabled on this gateway."
+            version, created = service.store.approve(prompt, current["number"])
+        except PromptOpsError as exc:
+            return describe_error(exc)
+        return (f"✅ Approved **{prompt} v{version.number}** (tag `{version.tag}`)." if created
+                else f"{prompt} v{version.number} was already approved.")
+
+    existing.input(on_open, existing, [name, editor, base, state, result])
+    new.click(on_new, name, [editor, base, state, result])
+    editor.change(validation_report, [name, editor], report, trigger_mode="always_last", show_progress="hidden")
+    name.input(validation_report, [name, editor], report, trigger_mode="always_last", show_progress="hidden")
+    save.click(on_save, [name, editor, base, message, token], [base, result, existing]).then(
+        editing_label, [name, base], state)
+    approve.click(on_approve, [name, base, token], result)
+
+    def on_load() -> Any:
+        return gr.update(choices=prompt_names(get()), value=None)
+
+    return {"load": (on_load, [existing])}

@@ -1,0 +1,82 @@
+"""Prompt Viewer tab: the prompt list, a version's JSON and rendered template, history, diffs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from gateway.ui.common import GetService, describe_error, prompt_names, version_choices
+from promptops import diff as prompt_diff
+from promptops.errors import PromptOpsError
+from promptops.render import render
+
+HISTORY_HEADERS = ["version", "approved", "commit", "author", "date", "message", "tag"]
+
+
+def build_viewer(get: GetService) -> dict[str, Any]:
+    """The Viewer tab's components and events; returns the components the page-load event fills."""
+    with gr.Row():
+        prompt = gr.Dropdown(label="Prompt", choices=[], elem_id="view-prompt")
+        version = gr.Dropdown(label="Version", choices=[], elem_id="view-version")
+    error = gr.Markdown(elem_id="view-error")
+    with gr.Row():
+        document = gr.Code(label="Prompt JSON", language="json", interactive=False, elem_id="view-json", lines=14)
+        rendered = gr.Textbox(label="Rendered template (the prompt's own fields)", lines=14, interactive=False,
+                              elem_id="view-rendered")
+    history = gr.Dataframe(headers=HISTORY_HEADERS, label="Version history (approvals are git tags)",
+                           interactive=False, elem_id="view-history", type="array", wrap=True)
+    with gr.Row():
+        old = gr.Dropdown(label="Diff from", choices=[], elem_id="diff-from")
+        new = gr.Dropdown(label="Diff to", choices=[], elem_id="diff-to")
+        show = gr.Button("Show diff", elem_id="diff-show")
+    diff = gr.Code(label="Diff", language=None, interactive=False, elem_id="diff-output", lines=12)
+
+    def on_prompt(name: str | None) -> tuple[Any, ...]:
+        if not name:
+            return gr.update(choices=[], value=None), [], gr.update(choices=[]), gr.update(choices=[]), ""
+        service = get()
+        versions = service.store.versions(name)
+        rows = [[v.number, "✓" if v.approved else "", v.short, v.author, v.date, v.message, v.tag or ""]
+                for v in reversed(versions)]
+        numbers = [(f"v{v.number}", str(v.number)) for v in reversed(versions)]
+        choices = [(label, value) for label, value in version_choices(service, name) if "@" in value]
+        newest = numbers[0][1] if numbers else None
+        older = numbers[1][1] if len(numbers) > 1 else newest
+        return (gr.update(choices=choices, value=choices[0][1] if choices else None), rows,
+                gr.update(choices=numbers, value=older), gr.update(choices=numbers, value=newest), "")
+
+    def on_version(ref: str | None) -> tuple[str, str, str]:
+        if not ref:
+            return "", "", ""
+        try:
+            resolved = get().store.resolve(ref)
+        except PromptOpsError as exc:
+            return "", "", describe_error(exc)
+        try:
+            text = render(resolved.prompt)
+        except PromptOpsError as exc:
+            text = f"(needs variables to render: {exc.message})"
+        return resolved.prompt.to_json(), text, ""
+
+    def on_diff(name: str | None, a: str | None, b: str | None) -> tuple[str, str]:
+        if not (name and a and b):
+            return "", "Pick a prompt and two versions."
+        store = get().store
+        try:
+            left, right = store.resolve(f"{name}@{a}"), store.resolve(f"{name}@{b}")
+        except PromptOpsError as exc:
+            return "", describe_error(exc)
+        result = prompt_diff.diff_prompts(name, left.prompt, right.prompt, old_label=f"v{a}", new_label=f"v{b}")
+        text = prompt_diff.to_text([result])
+        return text if result.changed else f"{name} v{a} and v{b} are identical.", ""
+
+    prompt.change(on_prompt, prompt, [version, history, old, new, error])
+    version.change(on_version, version, [document, rendered, error])
+    show.click(on_diff, [prompt, old, new], [diff, error])
+
+    def on_load() -> Any:
+        names = prompt_names(get())
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    return {"load": (on_load, [prompt])}

@@ -1,0 +1,39 @@
+"""GET /metrics: Prometheus counters and histograms by prompt and version, one registry per app."""
+
+from __future__ import annotations
+
+import re
+
+
+def sample(text: str, metric: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name == metric and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_increase_per_prompt_version(client):
+    labels = {"prompt": "support", "version": "2", "endpoint": "chat"}
+    before = client.get("/metrics").text
+    for _ in range(3):
+        client.post("/v1/chat", json={"prompt": "support@2", "message": "x y"})
+    after = client.get("/metrics").text
+    assert sample(after, "promptops_requests_total", **labels) - sample(before, "promptops_requests_total", **labels) == 3
+    assert sample(after, "promptops_completion_tokens_total", **labels) == 9
+    assert sample(after, "promptops_time_to_first_token_seconds_count", **labels) == 3
+    assert sample(after, "promptops_request_seconds_count", **labels) == 3
+
+
+def test_errors_are_counted_by_type(make_client):
+    client = make_client(default_model="missing-model")
+    client.post("/v1/chat", json={"prompt": "support", "message": "x"})
+    text = client.get("/metrics").text
+    assert sample(text, "promptops_errors_total", prompt="support", version="1", type="model_not_found") == 1
+
+
+def test_each_app_has_its_own_registry(make_client):
+    first, second = make_client(), make_client()
+    first.post("/v1/chat", json={"prompt": "support", "message": "x"})
+    assert re.search(r'promptops_requests_total\{.*prompt="support"', second.get("/metrics").text) is None
