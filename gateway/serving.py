@@ -21,7 +21,7 @@ from promptops.errors import PromptInvalid, PromptOpsError
 from promptops.inference import InferenceClient
 from promptops.prompt import Prompt, dump_document
 from promptops.render import Turn, render
-from promptops.schema import check_bytes
+from promptops.schema import check_bytes, encode_text
 from promptops.store import PromptStore, Resolved
 
 ROLES = ("user", "assistant", "system")
@@ -89,7 +89,8 @@ def with_overrides(prompt: Prompt, overrides: Mapping[str, Any]) -> Mapping[str,
         return prompt.config
     document = dict(prompt.document)
     document["config"] = {**dict(document.get("config", {})), **overrides}
-    checked, problems = check_bytes(dump_document(document).encode(), prompt.name, f"{prompt.name} (overrides)")
+    file = f"{prompt.name} (overrides)"
+    checked, problems = check_bytes(encode_text(dump_document(document), file), prompt.name, file)
     if checked is None:
         raise PromptInvalid(problems)
     return checked.config

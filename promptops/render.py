@@ -125,7 +125,15 @@ def render(prompt: Prompt, variables: Mapping[str, str] | None = None, history: 
         if not isinstance(value, str):
             raise TemplateError(f"variable {key!r} must be a string, got {type(value).__name__}")
         values[key] = value
-    return substitute(prompt.template, values)
+    text = substitute(prompt.template, values)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate from JSON `"\ud800"` or undecodable argv bytes
+            raise TemplateError(f"the rendered prompt is not valid Unicode text: lone surrogate "
+                                f"U+{ord(text[exc.start]):04X} at position {exc.start}",
+                                fix="send UTF-8 text; surrogates only come in pairs") from None
+    return text
 
 
 def check_placeholders(document: Mapping[str, object], file: str, fields: Iterable[str]) -> list[Problem]:

@@ -139,6 +139,17 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+def encode_text(text: str, file: str) -> bytes:
+    """`text` as UTF-8 bytes; PromptInvalid when it holds a lone surrogate (JSON `"\\ud800"`, argv bytes)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        problem = Problem(file, f"not valid Unicode text: lone surrogate U+{ord(text[exc.start]):04X} "
+                                f"at position {exc.start}", fix="send UTF-8 text; surrogates only come in pairs",
+                          code="encoding")
+        raise PromptInvalid([problem]) from None
+
+
 def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[Problem]]:
     """Validate one prompt file's bytes. Returns the prompt (when there are no errors) and every problem."""
     problems: list[Problem] = []
@@ -170,6 +181,11 @@ def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[
     if not isinstance(document, dict):
         problems.append(Problem(file, "a prompt must be a JSON object", fix="start the file with '{'", code="json"))
         return None, problems
+    if "\\u" in text:  # only escapes can smuggle in a lone surrogate, which no UTF-8 writer can encode
+        try:
+            encode_text(json.dumps(document, ensure_ascii=False), file)
+        except PromptInvalid as exc:
+            return None, problems + exc.problems
     checked = dict(document)
     if isinstance(document.get("config"), dict):
         checked["config"] = normalise_config(document["config"])

@@ -49,7 +49,7 @@ from promptops.errors import (
 from promptops.names import NAME_PATTERN, check_name
 from promptops.prompt import Prompt
 from promptops.refs import check_selector, parse_ref
-from promptops.schema import check_bytes, load_prompt_bytes
+from promptops.schema import check_bytes, encode_text, load_prompt_bytes
 from promptops.workspace import atomic_write
 
 if TYPE_CHECKING:
@@ -750,7 +750,7 @@ class PromptStore:
         """
         check_name(name)
         relpath = self.relpath(name)
-        data = text.encode("utf-8")
+        data = encode_text(text, relpath)
         load_prompt_bytes(data, name, relpath)
         for label, value in (("author name", author_name), ("author email", author_email)):
             if not value or any(c in value for c in "<>\n\r\0"):

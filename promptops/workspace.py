@@ -11,7 +11,7 @@ from typing import Any
 from promptops.errors import PromptExists, PromptInvalid, PromptNotFound
 from promptops.names import check_name
 from promptops.prompt import SEED_TEMPLATE, Prompt, dump_document
-from promptops.schema import check_bytes, load_prompt_bytes
+from promptops.schema import check_bytes, encode_text, load_prompt_bytes
 
 
 class Workspace:
@@ -59,7 +59,7 @@ class Workspace:
 
     def write_text(self, name: str, text: str, *, exclusive: bool = False) -> Prompt:
         """Validate then atomically replace the file: readers see the old or the new bytes, never a mix."""
-        data = text.encode("utf-8")
+        data = encode_text(text, self.relpath(name))
         prompt, problems = check_bytes(data, name, self.relpath(name))
         if prompt is None:
             raise PromptInvalid(problems)

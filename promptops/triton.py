@@ -1,0 +1,469 @@
+"""Start, watch and stop a local Triton server (the real `tritonserver` binary, CPU).
+
+The binary, its Python backend and the backend stubs come from the
+`nvidia-pytriton` wheel installed in the serving environment (`.venv-serve`,
+made by `scripts/setup-serving.sh`). At start a backend directory is assembled
+in the runtime folder (default `<repo>/.promptops/triton/`):
+
+    backends/python/   Triton's Python backend + the stub for that env's Python
+    backends/vllm/     promptops' CPU `vllm` backend (a Python-based backend)
+
+The server runs in its own session (it outlives the CLI that started it); a
+PID file and a log file in the runtime folder let any later process find it.
+This module prints nothing and raises :class:`TritonLaunchError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from promptops.errors import TritonLaunchError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+VLLM_BACKEND_SOURCE = PACKAGE_DIR / "backends" / "vllm" / "model.py"
+# The models of model_repository/ that run on a CPU (opt-125m is GPU-only).
+DEFAULT_CPU_MODELS: tuple[str, ...] = ("smollm2-135m",)
+SETUP_HINT = "run scripts/setup-serving.sh"
+SHM_DIR = Path("/dev/shm")
+SHM_BASE = "triton_python_backend_shm_region_"
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else default
+
+
+@dataclass
+class TritonConfig:
+    """Everything needed to start (or find) one local server."""
+
+    model_repositories: list[Path] = field(default_factory=lambda: [REPO_ROOT / "model_repository"])
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_CPU_MODELS))
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    address: str = "127.0.0.1"
+    runtime_dir: Path = field(default_factory=lambda: _env_path("PROMPTOPS_TRITON_DIR",
+                                                                REPO_ROOT / ".promptops" / "triton"))
+    python_env: Path = field(default_factory=lambda: _env_path("PROMPTOPS_SERVE_VENV",
+                                                               REPO_ROOT / ".venv-serve"))
+    model_cache: Path = field(default_factory=lambda: _env_path(
+        "PROMPTOPS_MODEL_CACHE", Path.home() / ".cache" / "promptops" / "models"))
+    extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def grpc_url(self) -> str:
+        """`host:port` for tritonclient.grpc."""
+        return f"{self.address}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP endpoint."""
+        return f"http://{self.address}:{self.http_port}"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.runtime_dir / "tritonserver.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.runtime_dir / "tritonserver.log"
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One model as the server's repository index reports it."""
+
+    name: str
+    version: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TritonStatus:
+    """What `status()` found: a PID file, a live process, a ready server, its models."""
+
+    running: bool
+    ready: bool
+    pid: int | None
+    grpc_url: str
+    http_url: str
+    log_path: Path
+    started_at: float | None = None
+    models: tuple[ModelState, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServeEnvironment:
+    """The parts of the serving Python environment the server needs."""
+
+    python: Path
+    tritonserver: Path
+    python_backend: Path
+    stub: Path
+    libdir: str
+    bundled_libs: Path
+
+
+def locate(python_env: Path) -> ServeEnvironment:
+    """Find tritonserver, the Python backend and the stub matching the env's Python."""
+    python = python_env / "bin" / "python"
+    if not python.exists():
+        raise TritonLaunchError(f"serving environment {python_env} does not exist", fix=SETUP_HINT)
+    probe = ("import sys, sysconfig, importlib.util as u; s = u.find_spec('pytriton'); "
+             "print(sysconfig.get_config_var('LIBDIR')); print('%d.%d' % sys.version_info[:2]); "
+             "print(list(s.submodule_search_locations)[0] if s else '')")
+    try:
+        out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
+                             check=True, timeout=60).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise TritonLaunchError(f"cannot run {python}: {exc}", fix=SETUP_HINT) from exc
+    libdir, version, pytriton_dir = (out + ["", "", ""])[:3]
+    if not pytriton_dir:
+        raise TritonLaunchError(f"nvidia-pytriton is not installed in {python_env}", fix=SETUP_HINT)
+    root = Path(pytriton_dir) / "tritonserver"
+    env = ServeEnvironment(
+        python=python,
+        tritonserver=root / "bin" / "tritonserver",
+        python_backend=root / "backends" / "python",
+        stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+        libdir=libdir,
+        bundled_libs=Path(pytriton_dir).parent / "nvidia_pytriton.libs",
+    )
+    for path in (env.tritonserver, env.python_backend / "libtriton_python.so", env.stub):
+        if not path.exists():
+            raise TritonLaunchError(f"{path} is missing from the serving environment", fix=SETUP_HINT)
+    return env
+
+
+def assemble_backends(runtime_dir: Path, env: ServeEnvironment) -> Path:
+    """Build `<runtime>/backends` (python + stub, vllm) and return it.
+
+    The backend files are copied: Triton refuses a backend library whose real
+    path escapes the backend directory. The stub is a symlink: an executable's
+    $ORIGIN is its real path, so its RPATH still finds the wheel's bundled
+    libraries; the copied library finds them through LD_LIBRARY_PATH.
+    """
+    backends = runtime_dir / "backends"
+    python_dir, vllm_dir = backends / "python", backends / "vllm"
+    shutil.rmtree(backends, ignore_errors=True)
+    python_dir.mkdir(parents=True)
+    vllm_dir.mkdir(parents=True)
+    for item in env.python_backend.iterdir():
+        if item.name != "__pycache__":
+            shutil.copy2(item, python_dir / item.name)
+    (python_dir / env.stub.name).symlink_to(env.stub)
+    shutil.copy2(VLLM_BACKEND_SOURCE, vllm_dir / "model.py")
+    return backends
+
+
+def _port_in_use(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((address, port)) == 0
+
+
+def _is_tritonserver(pid: int) -> bool:
+    """True when `pid` is alive and is a tritonserver (guards against PID reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and b"tritonserver" in cmdline
+
+
+def _http_get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (OSError, ValueError):
+        return 0, b""
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class TritonServer:
+    """One local server, identified by its runtime folder's PID file."""
+
+    def __init__(self, config: TritonConfig | None = None) -> None:
+        self.config = config or TritonConfig()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        """The server's combined stdout/stderr."""
+        return self.config.log_path
+
+    def _read_pid_file(self) -> dict[str, object] | None:
+        try:
+            return json.loads(self.config.pid_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def pid(self) -> int | None:
+        """PID of this runtime folder's server when it is alive, else None."""
+        info = self._read_pid_file()
+        pid = info.get("pid") if info else None
+        return pid if isinstance(pid, int) and _is_tritonserver(pid) else None
+
+    def command(self, backends: Path, env: ServeEnvironment, shm_prefix: str) -> list[str]:
+        """The tritonserver command line."""
+        c = self.config
+        cmd = [str(env.tritonserver)]
+        cmd += [f"--model-repository={Path(repo).resolve()}" for repo in c.model_repositories]
+        cmd += [f"--backend-directory={backends}", "--model-control-mode=explicit"]
+        cmd += [f"--load-model={name}" for name in c.models]
+        cmd += [f"--http-address={c.address}", f"--http-port={c.http_port}",
+                f"--grpc-address={c.address}", f"--grpc-port={c.grpc_port}",
+                f"--metrics-address={c.address}", f"--metrics-port={c.metrics_port}",
+                "--allow-gpu-metrics=false", "--exit-on-error=true", "--strict-readiness=true",
+                # A per-server prefix tells this server's shared memory apart from others'.
+                f"--backend-config=python,shm-region-prefix-name={shm_prefix}"]
+        return cmd + list(c.extra_args)
+
+    def environment(self, env: ServeEnvironment) -> dict[str, str]:
+        """The server's environment: the serving venv first, its libpython, offline vLLM on CPU."""
+        c = self.config
+        base = {k: v for k, v in os.environ.items()
+                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        # The stub's embedded Python uses the first python3 on PATH and its packages.
+        base["PATH"] = f"{env.python.parent}{os.pathsep}{base.get('PATH', '/usr/bin:/bin')}"
+        base["VIRTUAL_ENV"] = str(c.python_env)
+        # Without the env's own libpython the system one is loaded against its stdlib.
+        libs = [env.libdir, str(env.bundled_libs), base.get("LD_LIBRARY_PATH", "")]
+        base["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in libs if p)
+        base.update({
+            "VLLM_CPU_KVCACHE_SPACE": "1",
+            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+            "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PROMPTOPS_MODEL_CACHE": str(c.model_cache),
+        })
+        base.update(c.extra_env)
+        return base
+
+    def _check_model_paths(self) -> None:
+        """Fail early, with the fix, when a requested model's local weights are missing."""
+        values = {**os.environ, "PROMPTOPS_MODEL_CACHE": str(self.config.model_cache)}
+        for name in self.config.models:
+            found = [Path(r) / name for r in self.config.model_repositories if (Path(r) / name).is_dir()]
+            if not found:
+                raise TritonLaunchError(f"model {name!r} is in none of the model repositories",
+                                        fix="check --model / the model repository paths")
+            for model_json in found[0].glob("*/model.json"):
+                try:
+                    target = json.loads(model_json.read_text()).get("model", "")
+                except (OSError, ValueError) as exc:
+                    raise TritonLaunchError(f"cannot read {model_json}: {exc}") from exc
+                if "$" not in str(target):
+                    continue
+                path = Path(os.path.expanduser(_expand(str(target), values)))
+                if not (path / "config.json").exists():
+                    raise TritonLaunchError(f"weights of {name!r} are missing: {path}", fix=SETUP_HINT)
+
+    def start(self) -> int:
+        """Start the server in the background and return its PID (does not wait for ready)."""
+        c = self.config
+        if self.pid() is not None:
+            raise TritonLaunchError(f"a server from {c.runtime_dir} is already running (pid {self.pid()})",
+                                    fix="stop it first (promptops down)")
+        for port in (c.http_port, c.grpc_port, c.metrics_port):
+            if _port_in_use(c.address, port):
+                raise TritonLaunchError(f"port {port} on {c.address} is already in use",
+                                        fix="stop whatever listens there or choose other ports")
+        env = locate(c.python_env)
+        self._check_model_paths()
+        c.runtime_dir.mkdir(parents=True, exist_ok=True)
+        backends = assemble_backends(c.runtime_dir, env)
+        shm_prefix = f"{SHM_BASE}promptops_{uuid.uuid4().hex[:12]}_"
+        cmd = self.command(backends, env, shm_prefix)
+        with c.log_path.open("wb") as log:
+            try:
+                self._process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                 stdin=subprocess.DEVNULL, env=self.environment(env),
+                                                 cwd=c.runtime_dir, start_new_session=True)
+            except OSError as exc:
+                raise TritonLaunchError(f"cannot start {env.tritonserver}: {exc}") from exc
+        info = {"pid": self._process.pid, "started_at": time.time(), "shm_prefix": shm_prefix,
+                "grpc_url": c.grpc_url, "http_url": c.http_url, "models": c.models}
+        tmp = c.pid_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(c.pid_path)
+        return self._process.pid
+
+    def is_ready(self) -> bool:
+        """True when the HTTP health endpoint says ready."""
+        return _http_get(f"{self.config.http_url}/v2/health/ready", timeout=0.5)[0] == 200
+
+    def wait_ready(self, timeout: float = 180.0, on_tick: Callable[[float], None] | None = None,
+                   interval: float = 0.25) -> float:
+        """Poll until ready; return the seconds waited. `on_tick(elapsed)` runs every poll.
+
+        Raises TritonLaunchError (with the log's tail) if the server exits or time runs out.
+        """
+        started = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - started
+            if self.is_ready():
+                return elapsed
+            if self._exited():
+                raise TritonLaunchError(
+                    f"tritonserver exited during startup; last log lines:\n{_log_tail(self.log_path)}",
+                    fix=f"see {self.log_path}")
+            if elapsed > timeout:
+                raise TritonLaunchError(
+                    f"tritonserver not ready after {timeout:.0f} s; last log lines:\n"
+                    f"{_log_tail(self.log_path)}", fix=f"see {self.log_path}")
+            if on_tick is not None:
+                on_tick(elapsed)
+            time.sleep(interval)
+
+    def _exited(self) -> bool:
+        if self._process is not None:
+            return self._process.poll() is not None
+        return self.pid() is None
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, then SIGKILL to the server's process group after `timeout`.
+
+        Removes the PID file and this server's shared-memory files. Returns
+        False when there was nothing to stop.
+        """
+        info = self._read_pid_file() or {}
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            if not self._wait_gone(pid, timeout):
+                try:
+                    # The group holds the Python stubs and vLLM's engine process too.
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._wait_gone(pid, 10.0)
+            _reap(pid)
+        if self._process is not None:
+            self._process = None
+        prefix = info.get("shm_prefix")
+        if isinstance(prefix, str) and prefix.startswith(SHM_BASE):
+            for leftover in SHM_DIR.glob(f"{prefix}*"):
+                leftover.unlink(missing_ok=True)
+        self.config.pid_path.unlink(missing_ok=True)
+        return pid is not None
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.pid == pid:
+                if self._process.poll() is not None:
+                    return True
+            elif not _is_tritonserver(pid):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def status(self) -> TritonStatus:
+        """PID file, liveness, readiness and the repository index (when reachable)."""
+        c = self.config
+        info = self._read_pid_file() or {}
+        pid = self.pid()
+        ready = pid is not None and self.is_ready()
+        models: tuple[ModelState, ...] = ()
+        if ready:
+            models = _repository_index(c.http_url)
+        started = info.get("started_at")
+        return TritonStatus(running=pid is not None, ready=ready, pid=pid, grpc_url=c.grpc_url,
+                            http_url=c.http_url, log_path=c.log_path,
+                            started_at=float(started) if isinstance(started, (int, float)) else None,
+                            models=models)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if the server was our child (another instance may have started it)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _expand(text: str, values: dict[str, str]) -> str:
+    """Expand `$VAR` / `${VAR}` from `values`, leaving unknown names as they are."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)",
+                  lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def _repository_index(http_url: str) -> tuple[ModelState, ...]:
+    request = urllib.request.Request(f"{http_url}/v2/repository/index", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as response:
+            rows = json.loads(response.read() or b"[]")
+    except (OSError, ValueError):
+        return ()
+    return tuple(ModelState(name=r.get("name", ""), version=str(r.get("version", "")),
+                            state=r.get("state", ""), reason=r.get("reason", "")) for r in rows)
+
+
+def up(config: TritonConfig | None = None, timeout: float = 180.0,
+       on_tick: Callable[[float], None] | None = None) -> TritonStatus:
+    """Start a server and wait until it is ready; on failure stop it and raise."""
+    server = TritonServer(config)
+    server.start()
+    try:
+        server.wait_ready(timeout=timeout, on_tick=on_tick)
+    except BaseException:
+        server.stop(timeout=10.0)
+        raise
+    return server.status()
+
+
+def down(config: TritonConfig | None = None, timeout: float = 30.0) -> bool:
+    """Stop the server of this runtime folder; False when none was running."""
+    return TritonServer(config).stop(timeout=timeout)
+
+
+def status(config: TritonConfig | None = None) -> TritonStatus:
+    """Status of the server of this runtime folder."""
+    return TritonServer(config).status()
+
+
+def free_ports(count: int = 3, address: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports that were free a moment ago (for tests and side-by-side servers)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((address, 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+__all__: Sequence[str] = ("TritonConfig", "TritonServer", "TritonStatus", "ModelState", "ServeEnvironment",
+                          "DEFAULT_CPU_MODELS", "locate", "assemble_backends", "up", "down", "status",
+                          "free_ports")
