@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 
+from promptops import triton
+from promptops.errors import TritonLaunchError
+
+ECHO_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Ada Author", "GIT_AUTHOR_EMAIL": "ada@example.com",
     "GIT_COMMITTER_NAME": "Ada Author", "GIT_COMMITTER_EMAIL": "ada@example.com",
@@ -79,3 +84,39 @@ def prompt_doc(template: str = "{system}{user}", **fields: Any) -> dict[str, Any
 @pytest.fixture
 def make_prompt() -> Callable[..., dict[str, Any]]:
     return prompt_doc
+
+
+def require_serving() -> None:
+    """Fail (or skip with PROMPTOPS_SKIP_SERVING=1) when the serving environment is missing."""
+    try:
+        triton.locate(triton.TritonConfig().python_env)
+    except TritonLaunchError as exc:
+        if os.environ.get("PROMPTOPS_SKIP_SERVING") == "1":
+            pytest.skip(f"serving tests skipped (PROMPTOPS_SKIP_SERVING=1): {exc.message}")
+        pytest.fail(f"{exc.message}: run scripts/setup-serving.sh "
+                    "(or set PROMPTOPS_SKIP_SERVING=1 to skip the serving tests)", pytrace=False)
+
+
+def _server(tmp: Path, repositories: list[Path], models: list[str]) -> Iterator[triton.TritonConfig]:
+    require_serving()
+    http, grpc, metrics = triton.free_ports(3)
+    config = triton.TritonConfig(model_repositories=repositories, models=models, http_port=http,
+                                 grpc_port=grpc, metrics_port=metrics, runtime_dir=tmp)
+    triton.up(config, timeout=300)
+    try:
+        yield config
+    finally:
+        triton.down(config)
+
+
+@pytest.fixture(scope="session")
+def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
+    """A real Triton serving only the deterministic echo model (one for the whole session)."""
+    yield from _server(tmp_path_factory.mktemp("triton-echo"), [ECHO_REPOSITORY], ["echo"])
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
+    """A real Triton serving the embedded SmolLM2 model through the CPU vllm backend."""
+    yield from _server(tmp_path_factory.mktemp("triton-vllm"),
+                       [triton.REPO_ROOT / "model_repository"], ["smollm2-135m"])

@@ -5,7 +5,6 @@ Chromium is Debian's (`bash scripts/setup-browser.sh`); never `playwright instal
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,31 +13,10 @@ from typing import Any
 import pytest
 
 from promptops import triton
-from promptops.errors import TritonLaunchError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="session")
-def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
-    """A Triton serving only the deterministic echo model (mirrors tests/serving/conftest.py)."""
-    try:
-        triton.locate(triton.TritonConfig().python_env)
-    except TritonLaunchError as exc:
-        if os.environ.get("PROMPTOPS_SKIP_SERVING") == "1":
-            pytest.skip(f"serving tests skipped: {exc.message}")
-        pytest.fail(f"{exc.message}: run scripts/setup-serving.sh", pytrace=False)
-    http, grpc, metrics = triton.free_ports(3)
-    config = triton.TritonConfig(model_repositories=[ROOT / "tests" / "model_repository"], models=["echo"],
-                                 http_port=http, grpc_port=grpc, metrics_port=metrics,
-                                 runtime_dir=tmp_path_factory.mktemp("triton"))
-    triton.up(config, timeout=120)
-    try:
-        yield config
-    finally:
-        triton.down(config)
 
 
 @pytest.fixture(scope="module")

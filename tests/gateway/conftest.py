@@ -1,13 +1,11 @@
 """Gateway fixtures: a real Triton with the echo model, a real git repo of prompts, the app.
 
-`echo_server` and `vllm_server` mirror tests/serving/conftest.py; it belongs in tests/conftest.py once shared.
+`echo_server` and `vllm_server` come from tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,39 +14,6 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from promptops import triton
-from promptops.errors import TritonLaunchError
-
-TESTS_REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
-
-
-def _server(tmp: Path, repositories: list[Path], models: list[str]) -> Iterator[triton.TritonConfig]:
-    try:
-        triton.locate(triton.TritonConfig().python_env)
-    except TritonLaunchError as exc:
-        if os.environ.get("PROMPTOPS_SKIP_SERVING") == "1":
-            pytest.skip(f"serving tests skipped: {exc.message}")
-        pytest.fail(f"{exc.message}: run scripts/setup-serving.sh", pytrace=False)
-    http, grpc, metrics = triton.free_ports(3)
-    config = triton.TritonConfig(model_repositories=repositories, models=models, http_port=http,
-                                 grpc_port=grpc, metrics_port=metrics, runtime_dir=tmp)
-    triton.up(config, timeout=300)
-    try:
-        yield config
-    finally:
-        triton.down(config)
-
-
-@pytest.fixture(scope="session")
-def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
-    """A Triton serving only the deterministic echo model (one per session)."""
-    yield from _server(tmp_path_factory.mktemp("triton-echo"), [TESTS_REPOSITORY], ["echo"])
-
-
-@pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
-    """A Triton serving the embedded SmolLM2 model through the CPU vllm backend (~30 s to start)."""
-    yield from _server(tmp_path_factory.mktemp("triton-vllm"), [triton.REPO_ROOT / "model_repository"],
-                       ["smollm2-135m"])
 
 
 def doc(system: str = "", **fields: Any) -> dict[str, Any]:

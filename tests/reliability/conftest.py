@@ -23,19 +23,7 @@ from gateway.app import create_app
 from gateway.server import ServerThread
 from gateway.settings import GatewaySettings
 from promptops import triton
-from promptops.errors import TritonLaunchError
-
-ECHO_REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
-
-
-
-def require_serving() -> None:
-    try:
-        triton.locate(triton.TritonConfig().python_env)
-    except TritonLaunchError as exc:
-        if os.environ.get("PROMPTOPS_SKIP_SERVING") == "1":
-            pytest.skip(f"serving tests skipped: {exc.message}")
-        pytest.fail(f"{exc.message}: run scripts/setup-serving.sh", pytrace=False)
+from tests.conftest import ECHO_REPOSITORY, require_serving
 
 
 class OwnTriton:
