@@ -54,7 +54,7 @@ def _validator() -> Any:
     return Draft202012Validator(schema())
 
 
-def _json_path(parts: Iterable[Any]) -> str:
+def json_path(parts: Iterable[Any]) -> str:
     path = "$"
     for part in parts:
         if isinstance(part, int):
@@ -64,7 +64,7 @@ def _json_path(parts: Iterable[Any]) -> str:
     return path
 
 
-def _line_of(text: str, parts: Iterable[Any]) -> int | None:
+def line_of(text: str, parts: Iterable[Any]) -> int | None:
     """Best-effort line of a JSON path: find each key in turn after the previous one."""
     pos, found = 0, False
     for part in parts:
@@ -99,8 +99,8 @@ def _schema_problems(document: Any, file: str, text: str) -> list[Problem]:
     problems: list[Problem] = []
     for error in sorted(_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
         parts = list(error.absolute_path)
-        path = _json_path(parts)
-        line = _line_of(text, parts)
+        path = json_path(parts)
+        line = line_of(text, parts)
         fix = None
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = error.schema.get("properties", {})
@@ -110,8 +110,8 @@ def _schema_problems(document: Any, file: str, text: str) -> list[Problem]:
                 where = "config" if parts == ["config"] else ("a test case" if "tests" in parts else "a prompt")
                 hint = _suggest(extra, allowed) or ("fields are named with letters, digits and _" if not parts else
                                                     f"allowed keys: {', '.join(sorted(allowed))}")
-                problems.append(Problem(file, f"unknown key '{extra}' in {where}", _json_path([*parts, extra]),
-                                        _line_of(text, [*parts, extra]), fix=hint, code="unknown-key"))
+                problems.append(Problem(file, f"unknown key '{extra}' in {where}", json_path([*parts, extra]),
+                                        line_of(text, [*parts, extra]), fix=hint, code="unknown-key"))
             continue
         if error.validator in ("anyOf", "type", "minimum", "maximum", "exclusiveMinimum"):
             subschema = error.schema if error.validator == "anyOf" else error.schema
@@ -150,6 +150,27 @@ def encode_text(text: str, file: str) -> bytes:
         raise PromptInvalid([problem]) from None
 
 
+def parse_json(data: bytes, file: str, what: str = "a prompt") -> tuple[dict[str, Any] | None, str, list[Problem]]:
+    """UTF-8 JSON object with no duplicate keys: (document or None, text, located problems)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, "", [Problem(file, f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", line=line, column=column,
+                                  fix="save the file as UTF-8", code="encoding")]
+    try:
+        document = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        return None, text, [Problem(file, f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno,
+                                    fix="fix the JSON syntax", code="json")]
+    except (ValueError, RecursionError) as exc:
+        return None, text, [Problem(file, f"invalid JSON: {exc}", fix="fix the JSON", code="json")]
+    if not isinstance(document, dict):
+        return None, text, [Problem(file, f"{what} must be a JSON object", fix="start the file with '{'", code="json")]
+    return document, text, []
+
+
 def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[Problem]]:
     """Validate one prompt file's bytes. Returns the prompt (when there are no errors) and every problem."""
     problems: list[Problem] = []
@@ -161,25 +182,9 @@ def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[
         problems.append(Problem(file, f"file is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}",
                                 fix="move long text out of the prompt or split it", code="too-large"))
         return None, problems
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        problems.append(Problem(file, f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", line=line, column=column,
-                                fix="save the file as UTF-8", code="encoding"))
-        return None, problems
-    try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as exc:
-        problems.append(Problem(file, f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno,
-                                fix="fix the JSON syntax", code="json"))
-        return None, problems
-    except (ValueError, RecursionError) as exc:
-        problems.append(Problem(file, f"invalid JSON: {exc}", fix="fix the JSON", code="json"))
-        return None, problems
-    if not isinstance(document, dict):
-        problems.append(Problem(file, "a prompt must be a JSON object", fix="start the file with '{'", code="json"))
+    document, text, found = parse_json(data, file)
+    problems += found
+    if document is None:
         return None, problems
     if "\\u" in text:  # only escapes can smuggle in a lone surrogate, which no UTF-8 writer can encode
         try:
@@ -193,7 +198,7 @@ def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[
         problems += _schema_problems(checked, file, text)
     fields = [k for k, v in document.items() if k not in RESERVED_KEYS and isinstance(v, str)]
     for problem in check_placeholders(document, file, fields):
-        line = _line_of(text, [problem.json_path.removeprefix("$.")])
+        line = line_of(text, [problem.json_path.removeprefix("$.")])
         problems.append(Problem(problem.file, problem.message, problem.json_path, line, problem.column,
                                 problem.severity, problem.fix, problem.code))
     if any(p.severity == "error" for p in problems):

@@ -148,10 +148,10 @@ def raises(store: PromptStore, ref: str, error: type[Exception], message: str, *
      "commit prompts/new.json first (`git add prompts/new.json && git commit`)"),
     ("a@draft", RefError, "'a@draft' is the working-tree file, which is not served",
      "use a@head or a@N, or enable serving drafts"),
-    ("a@nosuch", VersionNotFound, "no tag, branch or commit 'nosuch' in this repository (in 'a@nosuch')",
-     "list versions with `promptops log a`, or tags with `git tag --list`"),
+    ("a@nosuch", VersionNotFound, "no label, tag, branch or commit 'nosuch' in this repository (in 'a@nosuch')",
+     "list versions with `promptops log a`, labels with `promptops labels a`, or tags with `git tag --list`"),
     ("a@abcdef0", VersionNotFound, "no commit 'abcdef0' in this repository (in 'a@abcdef0')",
-     "list versions with `promptops log a`, or tags with `git tag --list`"),
+     "list versions with `promptops log a`, labels with `promptops labels a`, or tags with `git tag --list`"),
     ("b@first", VersionNotFound, "prompt 'b' did not exist yet at 'first' ({first})",
      "pick a version from `promptops log b`"),
 ])

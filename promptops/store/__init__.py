@@ -1,0 +1,362 @@
+"""Git-backed prompt versions, references, approvals, labels and saves, behind one facade.
+
+The concepts live in their own modules; :class:`PromptStore` wires them to one
+repository and one lock:
+
+==============  ===============================================================
+``git``         the one way to run git (the binary, mapped errors)
+``history``     version numbering from one first-parent `git log` pass, cached by commit
+``approvals``   approval and revocation tags
+``labels``      the labels file: parse, check, format
+``releases``    promote and rollback (label moves), label history
+``resolve``     `NAME@SELECTOR` -> a version
+``saves``       committing one file without touching anything else
+``changes``     what changed between two commits (prompts and labels)
+==============  ===============================================================
+
+Content is read from git objects, never from the working tree (except for
+``@draft`` and the labels file an author is editing). A warm ``resolve()`` re-reads
+only the branch ref and stats two tag paths, so it costs microseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptops.errors import Conflict, PromptInvalid, StoreError, VersionNotFound
+from promptops.names import check_name
+from promptops.prompt import Prompt
+from promptops.schema import encode_text, load_prompt_bytes
+from promptops.store import changes as _changes
+from promptops.store import releases
+from promptops.store.approvals import Approvals
+from promptops.store.git import Git
+from promptops.store.history import History, Line, blob_sha, is_valid_name
+from promptops.store.labels import EMPTY, Labels, labels_path, parse
+from promptops.store.model import Change, LabelMove, PromptStatus, Resolved, Version
+from promptops.store.releases import LabelChange
+from promptops.store.resolve import Default, Resolver
+from promptops.store.saves import check_identity, commit_file, sync_worktree
+
+if TYPE_CHECKING:
+    from promptops.settings import Settings
+
+
+class PromptStore:
+    """Prompt versions, approvals and labels on one branch of a git repository (default: HEAD's branch)."""
+
+    def __init__(self, repo: Path, prompts_dir: str = "prompts", branch: str | None = None) -> None:
+        self.repo = Path(repo)
+        if not (self.repo / ".git").exists():
+            raise StoreError(f"not a git repository: {self.repo}", fix="run `git init` or pass --repo")
+        self.prompts_dir = self._check_dir(prompts_dir)
+        self.labels_relpath = labels_path(self.prompts_dir)
+        self.git = Git(self.repo)
+        self.history = History(self.repo, self.git, self.prompts_dir, branch)
+        self.approvals = Approvals(self.git, self.history.common)
+        self.resolver = Resolver(self)
+        self._lock = threading.RLock()
+        self._versions: dict[tuple[Any, ...], list[Version]] = {}
+        self._prompts: dict[tuple[str, str], Prompt] = {}
+        self._labels: dict[str | None, Labels] = {}
+
+    @property
+    def branch(self) -> str | None:
+        return self.history.branch
+
+    @staticmethod
+    def _check_dir(prompts_dir: str) -> str:
+        parts = prompts_dir.strip("/").split("/")
+        if not prompts_dir or any(p in ("", ".", "..") or p.startswith("-") for p in parts):
+            raise StoreError(f"invalid prompts directory {prompts_dir!r}",
+                             fix="use a relative path inside the repository, e.g. prompts")
+        return "/".join(parts)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise writers across threads and processes with a file lock inside .git."""
+        with self._lock, open(os.path.join(self.history.common, "promptops.lock"), "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def head_commit(self) -> str | None:
+        """The serving branch's newest commit (None in a repository without commits)."""
+        with self._lock:
+            return self.history.head()
+
+    def refresh(self) -> None:
+        """Forget every cached answer (the next call re-reads refs, tags, labels and history)."""
+        with self._lock:
+            self.history.forget()
+            self.approvals.forget()
+            self._versions.clear()
+            self._labels.clear()
+            self.resolver.forget()
+
+    def forget_labels(self) -> None:
+        with self._lock:
+            self._labels.clear()
+            self._versions.clear()
+            self.resolver.forget()
+
+    # -- versions -----------------------------------------------------------------------------------
+
+    def line(self, name: str, head: str | None) -> Line:
+        snap, rebuilt = self.history.at(head)
+        if rebuilt:
+            self._versions.clear()
+            self.resolver.forget()
+        return snap.line(name)
+
+    def versions_at(self, name: str, head: str | None) -> list[Version]:
+        """Every version of `name` on the history ending at `head`, with approvals and labels."""
+        key = (head, name, self.approvals.key(name))  # taken first: a tag made meanwhile makes it stale
+        marks = self.approvals.of(name)
+        line = self.line(name, head)
+        found = self._versions.get(key)
+        if found is not None:
+            return found
+        commits = self.history.at(head)[0].commits
+        labels = self.labels_at(head)
+        found = []
+        for number, index, blob in line.versions:
+            sha, author, email, date, subject = commits[index]
+            tagged = marks.approved.get(number) == sha
+            revoked = tagged and marks.revoked.get(number) == sha
+            found.append(Version(name, number, sha, blob, author, email, date, subject, tagged and not revoked,
+                                 f"prompts/{name}/v{number}" if tagged else None, revoked,
+                                 labels.labels_of(name, number)))
+        self._versions[key] = found
+        return found
+
+    def versions(self, name: str) -> list[Version]:
+        """Every version of `name` on the serving branch, oldest first (v1 first)."""
+        check_name(name)
+        with self._lock:
+            return list(self.versions_at(name, self.history.head()))
+
+    def names(self) -> list[str]:
+        """Prompts present in the serving branch's newest commit, sorted."""
+        with self._lock:
+            return self.history.at(self.history.head())[0].names()
+
+    def relpath(self, name: str) -> str:
+        """The prompt's path as git knows it."""
+        return f"{self.prompts_dir}/{check_name(name)}.json"
+
+    def load(self, version: Version) -> Prompt:
+        """The prompt as committed in `version` (read from the git object, validated)."""
+        key = (version.name, version.blob)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            data = self.git.read_blobs([version.blob])[version.blob]
+            prompt = load_prompt_bytes(data, version.name, f"{self.relpath(version.name)}@{version.short}")
+            if len(self._prompts) > 1024:
+                self._prompts.clear()
+            self._prompts[key] = prompt
+        return prompt
+
+    def draft(self, name: str) -> Resolved:
+        """The working-tree file of `name`, validated."""
+        from promptops.workspace import Workspace
+
+        prompt = Workspace(self.repo, self.prompts_dir).load(name)
+        return Resolved(name, prompt, None, True, None, False)
+
+    def resolve(self, ref: str, *, default: Default = "approved", serve_drafts: bool = False) -> Resolved:
+        """Resolve `NAME` or `NAME@SELECTOR` (see promptops.refs) to a prompt and its version.
+
+        A bare name means `default`; "approved" is the `production` label when the prompt has
+        one, else the newest approved version. `NAME@LABEL` is the version that label points at.
+        `@draft` (the working-tree file) is allowed only when default is "draft" (CLI authors) or
+        `serve_drafts` is set.
+        """
+        with self._lock:
+            return self.resolver.resolve(ref, default, serve_drafts)
+
+    # -- labels -------------------------------------------------------------------------------------
+
+    def labels_at(self, commit: str | None) -> Labels:
+        """The labels file as committed at `commit` (no file: no labels); invalid -> PromptInvalid."""
+        found = self._labels.get(commit)
+        if found is None:
+            data = self.git.read_optional([f"{commit}:{self.labels_relpath}"])[0] if commit else None
+            labels, problems = parse(data, f"{self.labels_relpath}@{(commit or '')[:7]}")
+            if labels is None:
+                raise PromptInvalid(problems)
+            if len(self._labels) > 8:
+                self._labels.clear()
+            found = self._labels[commit] = labels
+        return found
+
+    def labels(self) -> Labels:
+        """The labels the serving branch's newest commit holds."""
+        with self._lock:
+            return self.labels_at(self.history.head())
+
+    def label_history(self, name: str, label: str) -> list[tuple[str, int | None]]:
+        """(commit, version) each time `label` of `name` moved on the serving branch, oldest first."""
+        with self._lock:
+            return releases.label_history(self, check_name(name), label)
+
+    def promote(self, ref: str, label: str, *, commit: bool = False, author: tuple[str, str] | None = None,
+                message: str | None = None) -> LabelChange:
+        """Point `label` at the version `ref` names, in the working-tree labels file or (commit) as a commit."""
+        return releases.promote(self, ref, label, commit=commit, author=author, message=message)
+
+    def rollback(self, name: str, label: str = "production", *, commit: bool = False,
+                 author: tuple[str, str] | None = None) -> LabelChange:
+        """Move `label` back to the version it pointed to before its last move."""
+        return releases.rollback(self, check_name(name), label, commit=commit, author=author)
+
+    # -- approvals ----------------------------------------------------------------------------------
+
+    def _pick(self, name: str, version: int | None, head: str | None) -> Version:
+        versions = self.versions_at(name, head)
+        if not versions:
+            raise self.resolver.not_found(name)
+        if version is None:
+            line = self.line(name, head)
+            if not line.alive:
+                raise self.resolver.deleted(name, line, head)
+            self._check_clean(name, versions[-1])
+            return versions[-1]
+        if not 1 <= version <= len(versions):
+            raise VersionNotFound(f"prompt '{name}' has no version {version} (the newest is {len(versions)})",
+                                  fix=f"list versions with `promptops log {name}`")
+        return versions[version - 1]
+
+    def approve(self, name: str, version: int | None = None, message: str | None = None,
+                sign: bool = False) -> tuple[Version, bool]:
+        """Tag version `version` (default: the newest) as approved; returns (version, created).
+
+        With no version, a working-tree file that differs from the newest commit is refused.
+        """
+        check_name(name)
+        with self.locked():
+            self.refresh()
+            head = self.history.head()
+            target = self._pick(name, version, head)
+            if target.revoked:
+                raise StoreError(f"the approval of {name} v{target.number} was revoked",
+                                 fix="a revocation is final: commit a fixed version and approve that")
+            if target.approved:
+                return target, False
+            self.load(target)  # an invalid prompt is never approved
+            self.approvals.approve(target, message, sign)
+            self.refresh()
+            return self.versions_at(name, head)[target.number - 1], True
+
+    def revoke(self, name: str, version: int, reason: str) -> Version:
+        """Revoke the approval of `version` (a tag next to it; history is not rewritten)."""
+        check_name(name)
+        with self.locked():
+            self.refresh()
+            head = self.history.head()
+            target = self._pick(name, version, head)
+            if not target.approved:
+                state = "was already revoked" if target.revoked else "is not approved"
+                raise StoreError(f"{name} v{target.number} {state}", fix=f"see `promptops log {name}`")
+            self.approvals.revoke(target, reason)
+            self.refresh()
+            return self.versions_at(name, head)[target.number - 1]
+
+    def _check_clean(self, name: str, newest: Version) -> None:
+        try:
+            data = Path(self.repo, self.relpath(name)).read_bytes()
+        except FileNotFoundError:
+            data = None
+        if data is None or blob_sha(data, len(newest.blob)) != newest.blob:
+            raise StoreError(f"prompt {name} has uncommitted changes",
+                             fix=f"commit {self.relpath(name)} first, or approve a committed version with --version N")
+
+    # -- status -------------------------------------------------------------------------------------
+
+    def status(self) -> list[PromptStatus]:
+        """Every prompt committed on the branch or present in the working tree, with its state and labels."""
+        from promptops.workspace import Workspace
+
+        with self._lock:
+            head = self.history.head()
+            committed = set(self.history.at(head)[0].names())
+            on_disk = {n for n in Workspace(self.repo, self.prompts_dir).names() if is_valid_name(n)}
+            labels = self.labels_at(head)
+            rows = []
+            for name in sorted(committed | on_disk):
+                versions = self.versions_at(name, head) if name in committed else []
+                newest = versions[-1] if versions else None
+                approved = next((v for v in reversed(versions) if v.approved), None)
+                dirty = False
+                if newest is not None:
+                    path = Path(self.repo, self.relpath(name))
+                    dirty = not path.exists() or blob_sha(path.read_bytes(), len(newest.blob)) != newest.blob
+                targets = {label: versions[n - 1] if 0 < n <= len(versions) else None
+                           for label, n in sorted(labels.of(name).items())}
+                rows.append(PromptStatus(name, newest, approved, dirty, name not in committed, targets))
+            return rows
+
+    # -- saves --------------------------------------------------------------------------------------
+
+    def save(self, name: str, text: str, *, base_commit: str | None, author_name: str, author_email: str,
+             message: str) -> Version:
+        """Validate and commit `text` as the next version of `name`, if `base_commit` is still the newest.
+
+        `base_commit` is the commit of the version the editor started from (None for a new
+        prompt); if another save got there first, Conflict says which version is current.
+        Only this prompt's path is committed; other staged changes are left alone.
+        """
+        check_name(name)
+        relpath = self.relpath(name)
+        data = encode_text(text, relpath)
+        load_prompt_bytes(data, name, relpath)
+        check_identity(author_name, author_email)
+        with self.locked():
+            self.refresh()
+            head = self.history.head()
+            versions = self.versions_at(name, head)
+            current = versions[-1] if versions and self.line(name, head).alive else None
+            if (current.commit if current else None) != base_commit:
+                raise Conflict(
+                    f"prompt '{name}' changed since you started editing: the newest is "
+                    + (f"version {current.number} ({current.short})" if current else "no version (it was deleted)"),
+                    fix="reload the prompt, re-apply your edit and save again",
+                    current_version=current.number if current else None,
+                    current_commit=current.commit if current else None)
+            if current is not None and blob_sha(data, len(current.blob)) == current.blob:
+                return current
+            ref = self.history.refname or "HEAD"
+            blob = commit_file(self.git, self.history.gitdir, ref, relpath, data, head, author=author_name,
+                               email=author_email, message=message or f"Update prompt {name}")
+            if self.history.refname is None or self.git.checked_out() == self.history.refname:
+                sync_worktree(self.git, self.repo, relpath, data, blob)
+            self.refresh()
+            return self.versions_at(name, self.history.head())[-1]
+
+    # -- changes ------------------------------------------------------------------------------------
+
+    def changes(self, base: str, head: str) -> list[Change]:
+        """Prompt files added, removed or modified between two commits (tags, branches or SHAs)."""
+        return _changes.prompt_changes(self, base, head)
+
+    def label_moves(self, base: str, head: str) -> list[LabelMove]:
+        """Labels whose target differs between two commits."""
+        with self._lock:
+            return _changes.label_moves(self, base, head)
+
+
+def open_store(settings: Settings) -> PromptStore:
+    """The store for these settings (repository, prompts directory, serving branch)."""
+    return PromptStore(settings.repo, settings.prompts_dir, settings.branch)
+
+
+__all__ = ["EMPTY", "Change", "LabelChange", "LabelMove", "Labels", "PromptInvalid", "PromptStatus", "PromptStore",
+           "Resolved", "Version", "open_store"]

@@ -1,0 +1,146 @@
+"""Approvals and their revocation, both annotated git tags on the version's commit.
+
+``prompts/NAME/vN`` approves version N; ``prompts/NAME/vN-revoked`` revokes that
+approval without rewriting history (the approval tag stays, the record of who
+revoked it and why sits next to it). Tags are repository-wide, so a revoked
+version is unapproved on every branch and in every clone that fetches tags.
+
+Tags are read with one `git for-each-ref` and re-read only when the tag directory
+of that prompt or `packed-refs` changes (a stat per lookup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from promptops.errors import StoreError
+from promptops.store.git import Git, last_line
+from promptops.store.history import stat_key
+from promptops.store.model import Version
+
+_APPROVAL = re.compile(r"v([1-9][0-9]*)")
+_REVOCATION = re.compile(r"v([1-9][0-9]*)-revoked")
+
+
+def approval_tag(name: str, number: int) -> str:
+    return f"prompts/{name}/v{number}"
+
+
+def revocation_tag(name: str, number: int) -> str:
+    return f"prompts/{name}/v{number}-revoked"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Marks:
+    """One prompt's approval tags and revocation tags: version number -> the commit the tag points at."""
+
+    approved: dict[int, str]
+    revoked: dict[int, str]
+
+
+_EMPTY = Marks({}, {})
+
+
+class Approvals:
+    """Reads and writes the approval and revocation tags of every prompt."""
+
+    def __init__(self, git: Git, common: str) -> None:
+        self.git = git
+        self.common = common
+        self._marks: dict[str, Marks] | None = None
+        self._snapshot: dict[str, Any] = {}
+        self._packed: tuple[int, int, int] | None = None
+
+    def key(self, name: str) -> tuple[Any, ...]:
+        """Changes whenever a tag of `name` is created, moved or deleted."""
+        return (stat_key(os.path.join(self.common, "packed-refs")),
+                stat_key(os.path.join(self.common, "refs", "tags", "prompts", name)))
+
+    def of(self, name: str) -> Marks:
+        """The current tags of `name` (re-read when stale)."""
+        if self._marks is None or self._snapshot.get(name, (self._packed, None)) != self.key(name):
+            self._load()
+        return self._marks.get(name, _EMPTY) if self._marks is not None else _EMPTY
+
+    def forget(self) -> None:
+        self._marks = None
+
+    def _load(self) -> None:
+        root = os.path.join(self.common, "refs", "tags", "prompts")
+        # Snapshot before reading, so a tag created meanwhile makes the snapshot stale, not the data.
+        snapshot: dict[str, Any] = {}
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(root):
+                snapshot[entry.name] = self.key(entry.name)
+        packed = stat_key(os.path.join(self.common, "packed-refs"))
+        out = self.git.run("for-each-ref", "--format=%(refname)%00%(objecttype)%00%(*objectname)",
+                           "refs/tags/prompts/").decode(errors="replace")
+        approved: dict[str, dict[int, str]] = {}
+        revoked: dict[str, dict[int, str]] = {}
+        for row in out.splitlines():
+            ref, kind, target = row.split("\0")
+            parts = ref.split("/")
+            if kind != "tag" or len(parts) != 5:  # lightweight tags are not approvals: they carry no record
+                continue
+            if match := _APPROVAL.fullmatch(parts[4]):
+                approved.setdefault(parts[3], {})[int(match.group(1))] = target
+            elif match := _REVOCATION.fullmatch(parts[4]):
+                revoked.setdefault(parts[3], {})[int(match.group(1))] = target
+        marks = {name: Marks(approved.get(name, {}), revoked.get(name, {})) for name in {*approved, *revoked}}
+        for name in marks:
+            snapshot.setdefault(name, (packed, None))
+        self._snapshot, self._packed, self._marks = snapshot, packed, marks
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    def approve(self, version: Version, message: str | None, sign: bool) -> None:
+        """Create the approval tag of `version`, recording who approved it and when."""
+        tag = approval_tag(version.name, version.number)
+        if self.git.rev_parse(f"refs/tags/{tag}"):
+            raise StoreError(f"tag {tag} exists but does not point at version {version.number} ({version.short})",
+                             fix=f"the history was rewritten; delete the stale tag with `git tag -d {tag}`")
+        who, email = self.git.identity("the approval")
+        body = f"Approve prompt {version.name} v{version.number}\n\n"
+        if message and message.strip():
+            body += message.strip() + "\n\n"
+        body += (f"Approved-by: {who} <{email}>\nApproved-at: {now_iso()}\nPrompt: {version.name}\n"
+                 f"Version: {version.number}\nCommit: {version.commit}\nBlob: {version.blob}\n")
+        self._tag(tag, version.commit, body, sign)
+
+    def revoke(self, version: Version, reason: str) -> None:
+        """Create the revocation tag of `version`: from then on it is not approved anywhere."""
+        if not reason.strip():
+            raise StoreError("a revocation needs a reason", fix="say why with -m/--message")
+        who, email = self.git.identity("the revocation")
+        body = (f"Revoke approval of prompt {version.name} v{version.number}\n\n{reason.strip()}\n\n"
+                f"Revoked-by: {who} <{email}>\nRevoked-at: {now_iso()}\nPrompt: {version.name}\n"
+                f"Version: {version.number}\nCommit: {version.commit}\n")
+        self._tag(revocation_tag(version.name, version.number), version.commit, body, False)
+
+    def _tag(self, tag: str, commit: str, body: str, sign: bool) -> None:
+        # The message goes through a file: no quoting, and nothing in it can be read as an option.
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".txt", delete=False) as handle:
+            handle.write(body)
+        try:
+            result = self.git.attempt("tag", "-s" if sign else "-a", "-F", handle.name, "--end-of-options", tag,
+                                      commit)
+        finally:
+            os.unlink(handle.name)
+        if result.returncode != 0:
+            detail = last_line(result.stderr)
+            if sign:
+                raise StoreError(f"signing the approval tag failed: {detail}",
+                                 fix="configure a key (`git config user.signingkey KEY`, and `gpg.format ssh` "
+                                     "for SSH keys) or approve without --sign")
+            raise StoreError(f"git tag failed: {detail}", fix="check the repository with `git status`")
+        self.forget()
