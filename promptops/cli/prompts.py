@@ -155,14 +155,19 @@ def validate(ctx: typer.Context,
              strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
              format_: Annotated[str, typer.Option("--format", help="text, json or github.")] = "text",
              cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Skip files unchanged since the last run.")] = True) -> int:
-    """Check prompt files: JSON syntax, schema and placeholders."""
+    """Check prompt files (JSON syntax, schema, placeholders) and the labels file (versions, approval policy)."""
     from promptops.cache import ValidationCache
     from promptops.schema import check_file, schema_bytes
 
     if format_ not in ("text", "json", "github"):
         raise typer.BadParameter("use text, json or github", param_hint="--format")
     ws = _workspace(ctx)
+    labels_file = _labels_file(ws)
     files = _collect(ws, paths or [])
+    # A name check first: resolving every path would cost a few syscalls per file.
+    given = [p for p, _ in files if p.name == labels_file.name and p.resolve() == labels_file]
+    check_labels = labels_file.exists() if not paths else bool(given)
+    files = [(p, d) for p, d in files if p not in given]
     results = ValidationCache(ws.repo / ".promptops" / "cache", schema_bytes()) if cache else None
     problems: list[Problem] = []
     for path, display in files:
@@ -174,6 +179,10 @@ def validate(ctx: typer.Context,
         problems += found
     if results:
         results.save()
+    if check_labels:
+        display = _labels_display(ws)
+        problems += _label_problems(ctx, labels_file, display)
+        files.append((labels_file, display))
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     if format_ == "json":
@@ -186,6 +195,28 @@ def validate(ctx: typer.Context,
         print_problems(problems)
         echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)")
     return EXIT_USER_ERROR if errors or (strict and warnings) else EXIT_OK
+
+
+def _labels_display(ws: Any) -> str:
+    from promptops.store.labels import labels_path
+
+    return labels_path(ws.prompts_dir)
+
+
+def _labels_file(ws: Any) -> Path:
+    return (ws.repo / _labels_display(ws)).resolve()
+
+
+def _label_problems(ctx: typer.Context, path: Path, display: str) -> list[Problem]:
+    """The labels file's problems; its versions and approvals come from git (HEAD's history)."""
+    from promptops.cli.app import settings
+    from promptops.store import open_store
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return [Problem(display, f"cannot read: {exc.strerror}", code="io")]
+    return open_store(settings(ctx)).check_labels(data, display)
 
 
 def list_(ctx: typer.Context) -> int:

@@ -1,4 +1,4 @@
-"""Version commands: log, diff, approve, status. Formatting only; the work is in promptops.store.
+"""Version commands: log, diff, approve, revoke, status, promote, rollback, labels. Formatting only; the work is in promptops.store.
 
 On the command line a bare NAME means the working-tree file (the draft); NAME@REF a committed version.
 """
@@ -39,10 +39,14 @@ def log(ctx: typer.Context,
         return EXIT_OK
     if not versions:
         raise PromptNotFound(f"prompt '{name}' has no committed versions", fix="commit it first, or check the name")
-    rows = [(f"v{v.number}", "yes" if v.approved else "", v.short, v.date, v.author, v.message)
+    rows = [(f"v{v.number}", _approval(v), ", ".join(v.labels), v.short, v.date, v.author, v.message)
             for v in reversed(versions)]
-    table(("version", "approved", "commit", "date", "author", "message"), rows)
+    table(("version", "approved", "labels", "commit", "date", "author", "message"), rows)
     return EXIT_OK
+
+
+def _approval(version: Any) -> str:
+    return "yes" if version.approved else "revoked" if version.revoked else ""
 
 
 def _label(resolved: Any) -> str:
@@ -96,20 +100,93 @@ def approve(ctx: typer.Context,
     return EXIT_OK
 
 
+def _drift(row: Any, label: str) -> str:
+    target = row.labels.get(label)
+    if target is None:
+        return f"{label} points to a missing version"
+    behind = row.drift(label)
+    return f"{label} {behind} version{'s' * (behind != 1)} behind newest" if behind else ""
+
+
 def status(ctx: typer.Context,
            format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
-    """Show each prompt's newest and approved versions and its working-tree state."""
+    """Show each prompt's newest, approved and labelled versions, drift and working-tree state."""
     _check_format(format_, ("text", "json"))
     rows = _store(ctx).status()
     if format_ == "json":
         print_json([{"name": r.name, "newest": r.newest.number if r.newest else None,
-                     "approved": r.approved.number if r.approved else None, "dirty": r.dirty,
+                     "approved": r.approved.number if r.approved else None,
+                     "labels": {k: v.number if v else None for k, v in r.labels.items()},
+                     "drift": {k: r.drift(k) for k in r.labels}, "dirty": r.dirty,
                      "untracked": r.untracked} for r in rows])
         return EXIT_OK
-    table(("name", "newest", "approved", "working tree"),
+    labels = sorted({label for r in rows for label in r.labels}, key=lambda k: (k != "production", k))
+    table(("name", "newest", "approved", *labels, "drift", "working tree"),
           [(r.name, f"v{r.newest.number} {r.newest.short}" if r.newest else "-",
             f"v{r.approved.number}" if r.approved else "-",
+            *(f"v{r.labels[k].number}" if r.labels.get(k) else "-" for k in labels),
+            "; ".join(filter(None, (_drift(r, k) for k in r.labels))),
             "untracked" if r.untracked else "modified" if r.dirty else "clean") for r in rows])
+    return EXIT_OK
+
+
+def promote(ctx: typer.Context,
+            ref: Annotated[str, typer.Argument(help="NAME@REF: the version to promote (NAME alone: the newest).")],
+            label: Annotated[str, typer.Argument(help="Label to point at it, e.g. production or staging.")],
+            commit: Annotated[bool, typer.Option("--commit", help="Commit labels.json (only that file).")] = False,
+            message: Annotated[Optional[str], typer.Option("-m", "--message", help="Commit message.")] = None) -> int:
+    """Point a label at a version in labels.json (protected labels need an approved version)."""
+    change = _store(ctx).promote(ref, label, commit=commit, message=message)
+    _report_move(change, commit)
+    return EXIT_OK
+
+
+def rollback(ctx: typer.Context,
+             name: Annotated[str, typer.Argument(help="Prompt name.")],
+             label: Annotated[str, typer.Argument(help="Label to move back.")] = "production",
+             commit: Annotated[bool, typer.Option("--commit", help="Commit labels.json (only that file).")] = False) -> int:
+    """Move a label back to the version it pointed to before its last move (from labels.json's git history)."""
+    change = _store(ctx).rollback(name, label, commit=commit)
+    _report_move(change, commit)
+    return EXIT_OK
+
+
+def _report_move(change: Any, committed: bool) -> None:
+    where = f"committed {change.commit[:7]}" if committed and change.commit else \
+        f"written to {change.path}; commit it (or pass --commit) to serve it"
+    echo(f"{change.describe()} ({where})")
+
+
+def labels(ctx: typer.Context,
+           name: Annotated[Optional[str], typer.Argument(help="Prompt name (default: every prompt).")] = None,
+           format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
+    """List labels and the version each points to; with NAME, also each label's history."""
+    _check_format(format_, ("text", "json"))
+    store = _store(ctx)
+    current = store.labels()
+    names = [name] if name else sorted(current.prompts)
+    rows = [(n, label, f"v{number}", "protected" if label in current.protected else "")
+            for n in names for label, number in sorted(current.of(n).items())]
+    history = {label: store.label_history(name, label) for label in current.of(name)} if name else {}
+    if format_ == "json":
+        print_json({"protected": list(current.protected),
+                    "labels": {n: dict(current.of(n)) for n in names},
+                    "history": {k: [{"commit": c, "version": v} for c, v in moves] for k, moves in history.items()}})
+        return EXIT_OK
+    table(("prompt", "label", "version", "policy"), rows)
+    for label, moves in history.items():
+        echo(f"\n{label}: " + " -> ".join(f"v{v}" if v else "(unset)" for _, v in moves))
+    return EXIT_OK
+
+
+def revoke(ctx: typer.Context,
+           name: Annotated[str, typer.Argument(help="Prompt name.")],
+           version: Annotated[int, typer.Option("--version", help="The approved version to revoke.")],
+           message: Annotated[str, typer.Option("-m", "--message", help="Why (recorded in the revocation tag).")]) -> int:
+    """Revoke a version's approval with a tag next to it (history is not rewritten)."""
+    revoked = _store(ctx).revoke(name, version, message)
+    echo(f"Revoked the approval of {name} v{revoked.number} (tag prompts/{name}/v{revoked.number}-revoked); "
+         "push tags to make it effective everywhere")
     return EXIT_OK
 
 
@@ -119,3 +196,7 @@ def register(app: typer.Typer) -> None:
     app.command("diff")(boundary(diff))
     app.command("approve")(boundary(approve))
     app.command("status")(boundary(status))
+    app.command("promote")(boundary(promote))
+    app.command("rollback")(boundary(rollback))
+    app.command("labels")(boundary(labels))
+    app.command("revoke")(boundary(revoke))

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptops.errors import Conflict, PromptInvalid, StoreError, VersionNotFound
+from promptops.errors import Conflict, Problem, PromptInvalid, StoreError, VersionNotFound
 from promptops.names import check_name
 from promptops.prompt import Prompt
 from promptops.schema import encode_text, load_prompt_bytes
@@ -38,7 +38,7 @@ from promptops.store import releases
 from promptops.store.approvals import Approvals
 from promptops.store.git import Git
 from promptops.store.history import History, Line, blob_sha, is_valid_name
-from promptops.store.labels import EMPTY, Labels, labels_path, parse
+from promptops.store.labels import EMPTY, Labels, check_policy, labels_path, parse
 from promptops.store.model import Change, LabelMove, PromptStatus, Resolved, Version
 from promptops.store.releases import LabelChange
 from promptops.store.resolve import Default, Resolver
@@ -202,6 +202,14 @@ class PromptStore:
         """The labels the serving branch's newest commit holds."""
         with self._lock:
             return self.labels_at(self.history.head())
+
+    def check_labels(self, data: bytes | None, file: str) -> list[Problem]:
+        """Every problem of a labels file's bytes: syntax, schema, names, unknown prompts and versions, policy."""
+        labels, problems = parse(data, file)
+        if labels is None or data is None:
+            return problems
+        with self._lock:
+            return check_policy(labels, file, data.decode("utf-8"), self.versions)
 
     def label_history(self, name: str, label: str) -> list[tuple[str, int | None]]:
         """(commit, version) each time `label` of `name` moved on the serving branch, oldest first."""

@@ -28,8 +28,8 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_log_text_and_json(two: GitRepo) -> None:
     code, out, _ = run("log", "a")
     lines = out.splitlines()
-    assert code == 0 and lines[0] == "version\tapproved\tcommit\tdate\tauthor\tmessage"
-    assert lines[1].startswith("v2\t\t") and lines[1].endswith("\tAda Author\tsecond")
+    assert code == 0 and lines[0] == "version\tapproved\tlabels\tcommit\tdate\tauthor\tmessage"
+    assert lines[1].startswith("v2\t\t\t") and lines[1].endswith("\tAda Author\tsecond")
     code, out, _ = run("log", "a", "--format", "json")
     assert [v["version"] for v in json.loads(out)] == [2, 1]
 
@@ -53,8 +53,8 @@ def test_approve_refuses_dirty_draft(two: GitRepo) -> None:
 def test_status(two: GitRepo) -> None:
     two.write({A: prompt_doc(user="draft"), "prompts/b.json": prompt_doc()})
     sha = two.git("rev-parse", "--short=7", "HEAD")
-    assert run("status")[1].splitlines() == ["name\tnewest\tapproved\tworking tree",
-                                             f"a\tv2 {sha}\t-\tmodified", "b\t-\t-\tuntracked"]
+    assert run("status")[1].splitlines() == ["name\tnewest\tapproved\tdrift\tworking tree",
+                                             f"a\tv2 {sha}\t-\t\tmodified", "b\t-\t-\t\tuntracked"]
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [
