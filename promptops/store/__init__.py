@@ -37,7 +37,7 @@ from promptops.store import changes as _changes
 from promptops.store import releases
 from promptops.store.approvals import Approvals
 from promptops.store.git import Git
-from promptops.store.history import History, Line, blob_sha, is_valid_name
+from promptops.store.history import History, Line, Snapshot, blob_sha, is_valid_name
 from promptops.store.labels import EMPTY, Labels, check_policy, labels_path, parse
 from promptops.store.model import Change, LabelMove, PromptStatus, Resolved, Version
 from promptops.store.releases import LabelChange
@@ -58,7 +58,7 @@ class PromptStore:
         self.prompts_dir = self._check_dir(prompts_dir)
         self.labels_relpath = labels_path(self.prompts_dir)
         self.git = Git(self.repo)
-        self.history = History(self.repo, self.git, self.prompts_dir, branch)
+        self.history = History(self.repo, self.git, self.prompts_dir, branch, self.labels_relpath)
         self.approvals = Approvals(self.git, self.history.common)
         self.resolver = Resolver(self)
         self._lock = threading.RLock()
@@ -110,12 +110,16 @@ class PromptStore:
 
     # -- versions -----------------------------------------------------------------------------------
 
-    def line(self, name: str, head: str | None) -> Line:
+    def snapshot(self, head: str | None) -> Snapshot:
+        """The history ending at `head`; answers derived from an older one are dropped when it changes."""
         snap, rebuilt = self.history.at(head)
         if rebuilt:
             self._versions.clear()
             self.resolver.forget()
-        return snap.line(name)
+        return snap
+
+    def line(self, name: str, head: str | None) -> Line:
+        return self.snapshot(head).line(name)
 
     def versions_at(self, name: str, head: str | None) -> list[Version]:
         """Every version of `name` on the history ending at `head`, with approvals and labels."""
@@ -125,7 +129,7 @@ class PromptStore:
         found = self._versions.get(key)
         if found is not None:
             return found
-        commits = self.history.at(head)[0].commits
+        commits = self.snapshot(head).commits
         labels = self.labels_at(head)
         found = []
         for number, index, blob in line.versions:
@@ -147,7 +151,7 @@ class PromptStore:
     def names(self) -> list[str]:
         """Prompts present in the serving branch's newest commit, sorted."""
         with self._lock:
-            return self.history.at(self.history.head())[0].names()
+            return self.snapshot(self.history.head()).names()
 
     def relpath(self, name: str) -> str:
         """The prompt's path as git knows it."""
@@ -189,7 +193,11 @@ class PromptStore:
         """The labels file as committed at `commit` (no file: no labels); invalid -> PromptInvalid."""
         found = self._labels.get(commit)
         if found is None:
-            data = self.git.read_optional([f"{commit}:{self.labels_relpath}"])[0] if commit else None
+            snap = self.snapshot(commit) if commit is not None and commit == self.history.head() else None
+            if snap is not None:
+                data = snap.labels
+            else:
+                data = self.git.read_optional([f"{commit}:{self.labels_relpath}"])[0] if commit else None
             labels, problems = parse(data, f"{self.labels_relpath}@{(commit or '')[:7]}")
             if labels is None:
                 raise PromptInvalid(problems)
@@ -295,7 +303,7 @@ class PromptStore:
 
         with self._lock:
             head = self.history.head()
-            committed = set(self.history.at(head)[0].names())
+            committed = set(self.snapshot(head).names())
             on_disk = {n for n in Workspace(self.repo, self.prompts_dir).names() if is_valid_name(n)}
             labels = self.labels_at(head)
             rows = []

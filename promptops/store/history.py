@@ -31,7 +31,7 @@ from promptops.workspace import atomic_write
 
 HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _LOG_FORMAT = "%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 FILE_MODES = ("100644", "100755")
 UNSHALLOW_FIX = "fetch full history (actions/checkout with fetch-depth: 0, or `git fetch --unshallow`)"
 
@@ -57,6 +57,7 @@ class Snapshot:
     commits: list[list[str]] = field(default_factory=list)  # [sha, author, email, date, subject]
     changes: dict[str, list[list[Any]]] = field(default_factory=dict)
     lines: dict[str, Line] = field(default_factory=dict)
+    labels: bytes | None = None  # the labels file at `head` (None: absent), cached with the history
     _index: dict[str, int] | None = None
 
     def index(self) -> dict[str, int]:
@@ -124,10 +125,11 @@ def is_valid_name(name: str) -> bool:
 class History:
     """The serving branch of one repository: its head (read from ref files) and its prompts' histories."""
 
-    def __init__(self, repo: Path, git: Git, prompts_dir: str, branch: str | None) -> None:
+    def __init__(self, repo: Path, git: Git, prompts_dir: str, branch: str | None, labels_file: str) -> None:
         self.repo = repo
         self.git = git
         self.prompts_dir = prompts_dir
+        self.labels_file = labels_file
         if (repo / ".git").is_dir():  # the usual case; skip a subprocess on every command
             self.gitdir = self.common = str((repo / ".git").resolve())
         else:  # a linked worktree or submodule: .git is a file pointing elsewhere
@@ -198,6 +200,8 @@ class History:
                 snap = base
             else:
                 snap = (self._extend(base, head) if base is not None else None) or self._full(head)
+                # Read with the history, so a warm command runs no git process for labels either.
+                snap.labels = self.git.read_optional([f"{head}:{self.labels_file}"])[0]
                 self._save_cache(snap)
         self._snapshot = snap
         return snap, True
@@ -263,13 +267,16 @@ class History:
             if data.get("version") != _CACHE_VERSION or data.get("prompts_dir") != self.prompts_dir:
                 return None
             commits = [row.split("\x1f") for row in data["commits"].split("\x1e")] if data["commits"] else []
-            return Snapshot(data["head"], commits, data["changes"])
+            text = data["labels"]
+            labels = text.encode("utf-8", errors="surrogateescape") if isinstance(text, str) else None
+            return Snapshot(data["head"], commits, data["changes"], labels=labels)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # a missing or damaged cache is rebuilt, never trusted
 
     def _save_cache(self, snap: Snapshot) -> None:
         data = {"version": _CACHE_VERSION, "prompts_dir": self.prompts_dir, "head": snap.head,
                 # One string, not 10,000 lists: it parses several times faster.
-                "commits": "\x1e".join("\x1f".join(c) for c in snap.commits), "changes": snap.changes}
+                "commits": "\x1e".join("\x1f".join(c) for c in snap.commits), "changes": snap.changes,
+                "labels": snap.labels.decode("utf-8", errors="surrogateescape") if snap.labels is not None else None}
         with contextlib.suppress(OSError):  # a read-only .git still works, just slower
             atomic_write(Path(self._cache_path()), json.dumps(data, separators=(",", ":")).encode())

@@ -103,6 +103,15 @@ def schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
+def _fast_validator() -> Any:
+    # As for prompts: jsonschema-rs answers "valid?"; the pure-Python jsonschema (~50 ms to import)
+    # is loaded only to explain an invalid file.
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(schema())
+
+
+@lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
@@ -152,9 +161,8 @@ def parse(data: bytes | None, file: str = LABELS_FILE) -> tuple[Labels | None, l
     document, text, problems = parse_json(data, file, what="the labels file")
     if document is None:
         return None, problems
-    problems = _structure_problems(document, file, text)
-    if problems:
-        return None, problems
+    if not _fast_validator().is_valid(document):
+        return None, _structure_problems(document, file, text)
     prompts = {name: dict(labels) for name, labels in document["labels"].items()}
     return Labels(prompts, tuple(document.get("protected", DEFAULT_PROTECTED)), document), []
 

@@ -122,7 +122,7 @@ class Resolver:
                               fix="list prompts with `promptops status`")
 
     def deleted(self, name: str, line: Line, head: str | None) -> PromptNotFound:
-        commit = self.store.history.at(head)[0].commits[line.event_index[-1]][0]
+        commit = self.store.snapshot(head).commits[line.event_index[-1]][0]
         return PromptNotFound(f"prompt '{name}' was deleted in commit {commit[:7]}",
                               fix=f"restore {self.store.relpath(name)} or ask for an explicit version: {name}@N")
 
@@ -143,7 +143,7 @@ class Resolver:
         """The version of `name` current at the commit a SHA, tag or branch names."""
         store = self.store
         commit = self._commit_of(name, selector, kind)
-        snap = store.history.at(head)[0]
+        snap = store.snapshot(head)
         index = snap.index().get(commit)
         if index is None:
             # Not on the serving history (another branch, a merged side branch): match the content.
