@@ -3,12 +3,13 @@
 A reference is a prompt name, optionally followed by `@` and a selector:
 
 ======================  =====================================================
-``NAME``                the caller's default (approved for serving, draft for CLI authors)
+``NAME``                the caller's default (production label / approved for serving, draft for CLI authors)
 ``NAME@3``              version 3 (versions count from 1, oldest first)
 ``NAME@head``           the newest committed version
 ``NAME@approved``       the newest approved version
 ``NAME@draft``          the working-tree file (CLI only)
 ``NAME@1a2b3c4``        the version current at that commit (7-40 hex digits)
+``NAME@staging``        the version that label of NAME points at (labels.json), else a tag or branch
 ``NAME@v1.2``           the version current at that tag or branch
 ======================  =====================================================
 
@@ -33,7 +34,7 @@ _SHA = re.compile(r"[0-9a-f]{7,40}")
 _NUMBER = re.compile(r"[0-9]{1,6}")
 # A conservative subset of git's ref-name rules (git check-ref-format).
 _REF_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]*")
-FORMS = "NAME@N, NAME@head, NAME@approved, NAME@draft, NAME@<commit sha> or NAME@<tag|branch>"
+FORMS = "NAME@N, NAME@head, NAME@approved, NAME@draft, NAME@<label>, NAME@<commit sha> or NAME@<tag|branch>"
 
 Kind = Literal["bare", "number", "head", "approved", "draft", "sha", "ref"]
 

@@ -1,24 +1,31 @@
-"""Pull-request review: what changed in each prompt, whether it is valid, and how the answers changed.
+"""Pull-request review: what changed in each prompt and label, whether it is valid, and how the answers changed.
 
 `build_review` gathers the facts (store + diff + validation, and with a client the
-test cases run on both versions); the `to_*` functions only format them.
+test cases run on both versions); the `to_*` functions only format them. A label move
+(`support: production v2 -> v3`) is reviewed like a changed prompt: its old and new
+target versions are diffed and, with a client, run on the new target's test cases.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptops.diff import PromptDiff, diff_changes
+from promptops.diff import PromptDiff, diff_changes, diff_prompts
 from promptops.diff import to_json as diff_json
 from promptops.diff import to_markdown as diff_markdown
 from promptops.diff import to_text as diff_text
-from promptops.errors import Problem
-from promptops.schema import check_bytes
-from promptops.store import Change, PromptStore
+from promptops.errors import Problem, PromptInvalid
+from promptops.prompt import Prompt
+from promptops.schema import check_bytes, json_path
+from promptops.store import Change, LabelMove, PromptStore
+from promptops.store.changes import commit_of
+from promptops.store.labels import check_policy, parse
+from promptops.store.model import Version
 from promptops.testing import CaseResult, Target, TextStreamer, run_tests
 
 MARKER = "<!-- promptops-review -->"
@@ -61,42 +68,80 @@ class PromptReview:
 
 
 @dataclass
+class LabelReview:
+    """One label that points at another version at head than at base, e.g. `support: production v2 -> v3`.
+
+    `diff` compares the old and the new target version; `problems` are the labels file's
+    findings at this label (a protected label on an unapproved version blocks the move).
+    """
+
+    move: LabelMove
+    diff: PromptDiff
+    problems: list[Problem] = field(default_factory=list)
+    cases: list[CaseComparison] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+@dataclass
 class Review:
-    """Every changed prompt between two commits."""
+    """Every changed prompt and every moved label between two commits."""
 
     base: str
     head: str
     prompts: list[PromptReview]
     outputs: bool = False
+    labels: list[LabelReview] = field(default_factory=list)
+    label_problems: list[Problem] = field(default_factory=list)  # labels-file findings that block no move
 
     @property
     def invalid(self) -> int:
         return sum(1 for p in self.prompts if p.errors)
 
     @property
+    def blocked(self) -> int:
+        """Label moves the labels file's rules refuse (protected label on an unapproved version, ...)."""
+        return sum(1 for m in self.labels if m.errors)
+
+    @property
+    def labels_invalid(self) -> bool:
+        return any(p.severity == "error" for p in self.label_problems)
+
+    def _cases(self) -> list[CaseComparison]:
+        return [c for item in [*self.prompts, *self.labels] for c in item.cases]
+
+    @property
     def newly_failing(self) -> int:
-        return sum(c.newly_failing for p in self.prompts for c in p.cases)
+        return sum(c.newly_failing for c in self._cases())
 
     @property
     def answers_changed(self) -> int:
-        return sum(c.answer_changed for p in self.prompts for c in p.cases)
+        return sum(c.answer_changed for c in self._cases())
 
     @property
     def failed(self) -> bool:
-        """Validation errors at head or tests that passed on base and fail on head."""
-        return bool(self.invalid or self.newly_failing)
+        """Validation errors at head, blocked label moves, or tests that passed on base and fail on head."""
+        return bool(self.invalid or self.blocked or self.labels_invalid or self.newly_failing)
 
     def summary(self) -> str:
         parts = [f"{len(self.prompts)} prompt{'s' * (len(self.prompts) != 1)} changed"]
         if self.invalid:
             parts.append(f"{self.invalid} invalid")
+        if self.labels:
+            parts.append(f"{len(self.labels)} label move{'s' * (len(self.labels) != 1)}")
+        if self.blocked:
+            parts.append(f"{self.blocked} blocked")
+        if self.labels_invalid:
+            parts.append("labels file invalid")
         if self.outputs:
             parts.append(f"{self.newly_failing} test{'s' * (self.newly_failing != 1)} newly failing")
             parts.append(f"{self.answers_changed} answer{'s' * (self.answers_changed != 1)} changed")
         return " · ".join(parts)
 
     def head_results(self) -> list[CaseResult]:
-        return [c.head for p in self.prompts for c in p.cases if c.head is not None]
+        return [c.head for c in self._cases() if c.head is not None]
 
 
 def _validate_head(change: Change, prompts_dir: str) -> list[Problem]:
@@ -105,12 +150,87 @@ def _validate_head(change: Change, prompts_dir: str) -> list[Problem]:
     return check_bytes(change.new_bytes, change.name, f"{prompts_dir}/{change.name}.json")[1]
 
 
+async def _compare(client: TextStreamer, new: Prompt, old: Prompt | None, sides: tuple[str, str],
+                   default_model: str, concurrency: int) -> list[CaseComparison]:
+    """Run `new`'s test cases on `new` and on `old`, paired by case name; `sides` labels (old, new)."""
+    old_side, new_side = sides
+    targets = [Target(new, new_side)]
+    if old is not None:
+        targets.append(Target(Prompt(old.name, {**old.document, "tests": new.tests}, old.config), old_side))
+    results = await run_tests(client, targets, default_model, concurrency=concurrency)
+    by_side = {(r.version, r.case): r for r in results}
+    return [CaseComparison(str(case["name"]), by_side.get((old_side, str(case["name"]))),
+                           by_side.get((new_side, str(case["name"])))) for case in new.tests]
+
+
+def _blocked(problem: Problem, move: LabelMove, target: Version | None) -> Problem:
+    """Say a protected label's refused move in review terms: why, and what to do first."""
+    if problem.code != "label-unapproved" or target is None:
+        return problem
+    name, label, n = move.name, move.label, target.number
+    if target.revoked:
+        return dataclasses.replace(
+            problem, message=f"{label} is a protected label and the approval of {name} v{n} was revoked",
+            fix=f"point {label} at an approved version; a revocation is final, so commit a fixed version "
+                f"and approve that")
+    return dataclasses.replace(problem, message=f"{label} is a protected label and {name} v{n} is not approved",
+                               fix=f"approve v{n} first: `promptops approve {name} --version {n}`")
+
+
+def _label_moves(store: PromptStore, base: str, head: str) -> tuple[str, list[LabelMove], list[Problem]]:
+    """(head commit, label moves, labels-file problems at head); only a labels file the PR changed is checked."""
+    head_commit = commit_of(store, head)
+    old_bytes, new_bytes = store.git.read_optional(
+        [f"{commit_of(store, base)}:{store.labels_relpath}", f"{head_commit}:{store.labels_relpath}"])
+    if old_bytes == new_bytes:
+        return head_commit, [], []
+    labels, problems = parse(new_bytes, store.labels_relpath)
+    if labels is None:
+        return head_commit, [], problems
+    text = (new_bytes or b"").decode(errors="replace")
+    problems = check_policy(labels, store.labels_relpath, text, lambda name: store.versions_at(name, head_commit))
+    try:
+        moves = store.label_moves(base, head)
+    except PromptInvalid:  # the base's labels file is broken (this PR mends it): every label at head is new
+        moves = [LabelMove(name, label, None, n, label in labels.protected)
+                 for name, targets in sorted(labels.prompts.items()) for label, n in sorted(targets.items())]
+    return head_commit, moves, problems
+
+
+def _blocks(problem: Problem, move: LabelMove) -> bool:
+    """The labels file's finding that refuses this move (other findings make the file invalid)."""
+    return problem.code == "label-unapproved" and problem.json_path == json_path(["labels", move.name, move.label])
+
+
+def _load(store: PromptStore, version: Version | None) -> tuple[Prompt | None, list[Problem]]:
+    if version is None:
+        return None, []
+    try:
+        return store.load(version), []
+    except PromptInvalid as error:
+        return None, error.problems
+
+
+async def _review_label(store: PromptStore, move: LabelMove, head_commit: str, problems: list[Problem],
+                        client: TextStreamer | None, default_model: str, concurrency: int) -> LabelReview:
+    """Diff the label's old and new target (numbered on head's history); run the new target's tests on both."""
+    versions = store.versions_at(move.name, head_commit)
+    old, new = (versions[n - 1] if n is not None and 0 < n <= len(versions) else None for n in (move.old, move.new))
+    (old_prompt, _), (new_prompt, invalid) = _load(store, old), _load(store, new)
+    old_side, new_side = (f"v{n}" if n is not None else "unset" for n in (move.old, move.new))
+    item = LabelReview(move, diff_prompts(move.name, old_prompt, new_prompt, old_label=old_side, new_label=new_side),
+                       [_blocked(p, move, new) for p in problems if _blocks(p, move)] + invalid)
+    if client is not None and new_prompt is not None and new_prompt.tests:
+        item.cases = await _compare(client, new_prompt, old_prompt, (old_side, new_side), default_model, concurrency)
+    return item
+
+
 async def build_review(store: PromptStore, base: str, head: str, *, client: TextStreamer | None = None,
                        default_model: str = "smollm2-135m", concurrency: int = 2) -> Review:
-    """Diff, validate and (with a client) run the test cases of every prompt changed from base to head.
+    """Diff, validate and (with a client) run the test cases of every prompt changed and label moved.
 
     The head version's test cases are run on both versions, so a changed prompt is judged by the
-    same questions before and after.
+    same questions before and after; a moved label is judged by its new target's test cases.
     """
     changes = store.changes(base, head)
     diffs = {d.name: d for d in diff_changes(changes, base_label=base, head_label=head)}
@@ -120,16 +240,12 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Text
         review.prompts.append(item)
         if client is None or change.new is None or item.errors or not change.new.tests:
             continue
-        targets = [Target(change.new, "head")]
-        if change.old is not None:
-            from promptops.prompt import Prompt
-
-            targets.append(Target(Prompt(change.old.name, {**change.old.document, "tests": change.new.tests},
-                                         change.old.config), "base"))
-        results = await run_tests(client, targets, default_model, concurrency=concurrency)
-        by_side = {(r.version, r.case): r for r in results}
-        item.cases = [CaseComparison(str(case["name"]), by_side.get(("base", str(case["name"]))),
-                                     by_side.get(("head", str(case["name"])))) for case in change.new.tests]
+        item.cases = await _compare(client, change.new, change.old, ("base", "head"), default_model, concurrency)
+    head_commit, moves, problems = _label_moves(store, base, head)
+    for move in moves:
+        review.labels.append(await _review_label(store, move, head_commit, problems, client, default_model,
+                                                 concurrency))
+    review.label_problems = [p for p in problems if not any(_blocks(p, m) for m in moves)]
     return review
 
 
@@ -145,10 +261,10 @@ def _verdict(result: CaseResult | None) -> str:
     return "error" if result.error else ("pass" if result.passed else "fail")
 
 
-def _answer_diff(case: CaseComparison) -> str:
+def _answer_diff(case: CaseComparison, sides: tuple[str, str] = ("base", "head")) -> str:
     base = _clip(case.base.output if case.base else "").splitlines()
     head = _clip(case.head.output if case.head else "").splitlines()
-    return "\n".join(difflib.unified_diff(base, head, "base answer", "head answer", lineterm=""))
+    return "\n".join(difflib.unified_diff(base, head, f"{sides[0]} answer", f"{sides[1]} answer", lineterm=""))
 
 
 def _fence(body: str, lang: str = "") -> str:
@@ -158,28 +274,79 @@ def _fence(body: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{body}\n{ticks}"
 
 
+def _sides(item: PromptReview | LabelReview) -> tuple[str, str]:
+    return ("base", "head") if isinstance(item, PromptReview) else (item.diff.old_label, item.diff.new_label)
+
+
+def _title(item: PromptReview | LabelReview) -> str:
+    return f"`{item.diff.name}`" if isinstance(item, PromptReview) else f"`{item.move}`"
+
+
+def _config_line(diff: PromptDiff) -> str:
+    def shown(value: Any) -> str:
+        return "(unset)" if value is None else json.dumps(value, ensure_ascii=False)
+
+    return "config: " + ", ".join(f"{c.key} {shown(c.old)} -> {shown(c.new)}" for c in diff.config)
+
+
+def _label_notes(item: LabelReview) -> list[str]:
+    """A config line (when both targets exist) and a note when the rendered prompt is the same."""
+    move, diff = item.move, item.diff
+    notes = [_config_line(diff)] if diff.config and move.old is not None and move.new is not None else []
+    if diff.status == "unchanged":
+        notes.append(f"{diff.old_label} and {diff.new_label} have the same content")
+    elif diff.rendered is None and diff.status == "modified":
+        notes.append("same rendered prompt")
+    return notes
+
+
+def _label_markdown(item: LabelReview) -> list[str]:
+    diff = item.diff
+    lines = [f"#### `{item.move}`{' (protected)' if item.move.protected else ''}", ""]
+    for note in _label_notes(item):
+        lines += [f"`{note}`" if note.startswith("config:") else f"{note[0].upper()}{note[1:]}.", ""]
+    if diff.rendered:
+        lines += ["<details>", f"<summary>rendered prompt ({diff.old_label} → {diff.new_label})</summary>", "",
+                  _fence(_clip(diff.rendered.diff), "diff"), "", "</details>", ""]
+    return lines
+
+
+def _answers_markdown(item: PromptReview | LabelReview) -> list[str]:
+    old, new = _sides(item)
+    lines = [f"#### Model answers: {_title(item)}", "", f"| case | {old} | {new} | answer |", "|---|---|---|---|"]
+    for case in item.cases:
+        flag = " :warning: newly failing" if case.newly_failing else (" :tada: fixed" if case.newly_passing else "")
+        lines.append(f"| {case.case} | {_verdict(case.base)} | {_verdict(case.head)}{flag} | "
+                     f"{'changed' if case.answer_changed else 'same'} |")
+    lines.append("")
+    for case in item.cases:
+        body = [f"**{old}**: {_verdict(case.base)} → **{new}**: {_verdict(case.head)}", ""]
+        for side, result in ((new, case.head), (old, case.base)):
+            failed = [a.message for a in result.assertions if not a.passed] if result else []
+            if result and (failed or result.error):
+                body.append(f"- {side}: {result.error or '; '.join(failed)}")
+        body += ["", _fence(_answer_diff(case, (old, new)) or _clip(case.head.output if case.head else ""), "diff"), ""]
+        lines += ["<details>", f"<summary>{case.case}</summary>", "", *body, "</details>", ""]
+    return lines
+
+
 def to_markdown(review: Review, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """A PR comment with a hidden marker (so a workflow can update its own comment), within GitHub's size limit."""
     lines = [MARKER, f"## promptops review: `{review.base}` → `{review.head}`", "", f"**{review.summary()}**", ""]
-    for item in review.prompts:
-        for problem in item.errors:
+    for problem in [e for p in review.prompts for e in p.errors] + review.label_problems:
+        if problem.severity == "error":
             lines.append(f"> :x: **invalid** `{problem.file}` {problem.json_path}: {problem.message}")
+    for item in review.labels:
+        for problem in item.errors:
+            fix = f" — fix: {problem.fix}" if problem.fix else ""
+            lines.append(f"> :x: **blocked** `{item.move}`: {problem.message}{fix}")
+    if review.labels:
+        lines += ["", "### Label moves", ""]
+        for item in review.labels:
+            lines += _label_markdown(item)
     lines += ["", diff_markdown([p.diff for p in review.prompts]), ""]
-    for item in (p for p in review.prompts if p.cases):
-        lines += [f"#### Model answers: `{item.diff.name}`", "", "| case | base | head | answer |", "|---|---|---|---|"]
-        for case in item.cases:
-            flag = " :warning: newly failing" if case.newly_failing else (" :tada: fixed" if case.newly_passing else "")
-            lines.append(f"| {case.case} | {_verdict(case.base)} | {_verdict(case.head)}{flag} | "
-                         f"{'changed' if case.answer_changed else 'same'} |")
-        lines.append("")
-        for case in item.cases:
-            body = [f"**base**: {_verdict(case.base)} → **head**: {_verdict(case.head)}", ""]
-            for side, result in (("head", case.head), ("base", case.base)):
-                failed = [a.message for a in result.assertions if not a.passed] if result else []
-                if result and (failed or result.error):
-                    body.append(f"- {side}: {result.error or '; '.join(failed)}")
-            body += ["", _fence(_answer_diff(case) or _clip(case.head.output if case.head else ""), "diff"), ""]
-            lines += ["<details>", f"<summary>{case.case}</summary>", "", *body, "</details>", ""]
+    for item in (i for i in [*review.prompts, *review.labels] if i.cases):
+        lines += _answers_markdown(item)
     text = "\n".join(lines).rstrip() + "\n"
     if len(text) > limit:
         note = (f"\n\n… report truncated to fit GitHub's {limit:,}-character limit; "
@@ -193,9 +360,21 @@ def to_text(review: Review, color: bool = False) -> str:
     lines = [review.summary(), ""]
     for item in review.prompts:
         lines += [f"Error: {p}" for p in item.errors]
+    lines += [f"Error: {p}" for p in review.label_problems if p.severity == "error"]
+    for label in review.labels:
+        lines += [f"Error: {label.move} is blocked: {p.message}" + (f"\n  fix: {p.fix}" if p.fix else "")
+                  for p in label.errors]
+    if review.labels:
+        lines.append("label moves:")
+        for label in review.labels:
+            lines.append(f"  {label.move}{' (protected)' if label.move.protected else ''}")
+            lines += [f"    {note}" for note in _label_notes(label)]
+            if label.diff.rendered:
+                lines += [f"    {line}" for line in _clip(label.diff.rendered.diff).splitlines()]
+        lines.append("")
     lines.append(diff_text([p.diff for p in review.prompts], color=color))
-    for item in (p for p in review.prompts if p.cases):
-        lines.append(f"answers for {item.diff.name}:")
+    for item in (i for i in [*review.prompts, *review.labels] if i.cases):
+        lines.append(f"answers for {item.diff.name if isinstance(item, PromptReview) else item.move}:")
         for case in item.cases:
             lines.append(f"  {case.case}: {_verdict(case.base)} -> {_verdict(case.head)}"
                          f"{' (newly failing)' if case.newly_failing else ''}"
@@ -211,18 +390,33 @@ def _result_dict(result: CaseResult | None) -> dict[str, Any] | None:
             "assertions": [{"type": a.type, "passed": a.passed, "message": a.message} for a in result.assertions]}
 
 
+def _cases_json(cases: list[CaseComparison]) -> list[dict[str, Any]]:
+    return [{"case": c.case, "base": _result_dict(c.base), "head": _result_dict(c.head),
+             "answer_changed": c.answer_changed, "newly_failing": c.newly_failing} for c in cases]
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"file": problem.file, "line": problem.line, "json_path": problem.json_path, "message": problem.message,
+            "fix": problem.fix}
+
+
 def to_json(review: Review) -> str:
-    """Machine-readable report with stable keys."""
+    """Machine-readable report with stable keys (`base`/`head` of a label move's case: its old/new target)."""
     diffs = json.loads(diff_json([p.diff for p in review.prompts]))
+    label_diffs = json.loads(diff_json([m.diff for m in review.labels]))
     return json.dumps({
         "base": review.base, "head": review.head, "summary": review.summary(), "failed": review.failed,
         "invalid": review.invalid, "newly_failing": review.newly_failing, "answers_changed": review.answers_changed,
+        "blocked": review.blocked, "labels_invalid": review.labels_invalid,
+        "label_problems": [_problem_json(p) for p in review.label_problems],
         "prompts": [{"name": p.diff.name, "status": p.diff.status, "diff": d,
                      "errors": [{"json_path": e.json_path, "message": e.message} for e in p.errors],
-                     "cases": [{"case": c.case, "base": _result_dict(c.base), "head": _result_dict(c.head),
-                                "answer_changed": c.answer_changed, "newly_failing": c.newly_failing}
-                               for c in p.cases]}
+                     "cases": _cases_json(p.cases)}
                     for p, d in zip(review.prompts, diffs["prompts"], strict=True)],
+        "labels": [{"name": m.move.name, "label": m.move.label, "old": m.move.old, "new": m.move.new,
+                    "protected": m.move.protected, "move": str(m.move), "blocked": bool(m.errors),
+                    "errors": [_problem_json(e) for e in m.errors], "diff": d, "cases": _cases_json(m.cases)}
+                   for m, d in zip(review.labels, label_diffs["prompts"], strict=True)],
     }, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -231,5 +425,5 @@ def render_report(review: Review, format_: str, color: bool = False) -> str:
     return {"markdown": to_markdown, "json": to_json}.get(format_, lambda r: to_text(r, color))(review)
 
 
-__all__: Sequence[str] = ("MARKER", "Review", "PromptReview", "CaseComparison", "build_review", "to_markdown",
-                          "to_text", "to_json", "render_report")
+__all__: Sequence[str] = ("MARKER", "Review", "PromptReview", "LabelReview", "CaseComparison", "build_review",
+                          "to_markdown", "to_text", "to_json", "render_report")

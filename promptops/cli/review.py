@@ -14,12 +14,12 @@ from promptops.cli.output import is_tty
 def review(ctx: typer.Context,
            base: Annotated[str, typer.Option("--base", help="Base git ref (e.g. origin/main).")],
            head: Annotated[str, typer.Option("--head", help="Head git ref.")] = "HEAD",
-           outputs: Annotated[bool, typer.Option("--outputs", help="Run each changed prompt's tests on base and head against Triton.")] = False,
+           outputs: Annotated[bool, typer.Option("--outputs", help="Run each changed prompt's tests on base and head, and each moved label's on its old and new version, against Triton.")] = False,
            format_: Annotated[str, typer.Option("--format", help="markdown, json or text.")] = "markdown",
            output: Annotated[Optional[Path], typer.Option("--output", help="Write the report here instead of stdout.")] = None,
-           junit: Annotated[Optional[Path], typer.Option("--junit", help="Write the head versions' test results as JUnit XML.")] = None,
+           junit: Annotated[Optional[Path], typer.Option("--junit", help="Write the head versions' (and new label targets') test results as JUnit XML.")] = None,
            timeout: Annotated[float, typer.Option("--timeout", help="Seconds per model request.")] = 120.0) -> int:
-    """Report every prompt changed between two commits (exit 1 on invalid prompts or newly failing tests)."""
+    """Report every changed prompt and moved label between two commits (exit 1 on invalid prompts or labels, blocked label moves or newly failing tests)."""
     from promptops.cli.app import settings
     from promptops.cli.serving import grpc_url
     from promptops.inference import InferenceClient, run_sync

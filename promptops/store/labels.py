@@ -189,8 +189,9 @@ def check_policy(labels: Labels, file: str, text: str, versions: Callable[[str],
             version = found[number - 1]
             if label in labels.protected and not version.approved:
                 state = "its approval was revoked" if version.revoked else "it is not approved"
-                problems.append(Problem(
-                    file, f"protected label {label!r} points to {name} v{number}, but {state}", *where,
-                    fix=f"approve it (`promptops approve {name} --version {number}`) or point {label} at an approved "
-                        f"version (`promptops rollback {name} {label}`)", code="label-unapproved"))
+                move = f"point {label} at an approved version (`promptops rollback {name} {label}`)"
+                fix = (f"{move}; a revocation is final" if version.revoked
+                       else f"approve it (`promptops approve {name} --version {number}`) or {move}")
+                problems.append(Problem(file, f"protected label {label!r} points to {name} v{number}, but {state}",
+                                        *where, fix=fix, code="label-unapproved"))
     return problems

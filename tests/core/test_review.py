@@ -1,11 +1,14 @@
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
 from promptops.review import MARKER, build_review, to_json, to_markdown, to_text
 from promptops.store import PromptStore
 from tests.conftest import prompt_doc
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
 @pytest.fixture
@@ -49,3 +52,73 @@ def test_json_and_text_formats(pr):
     assert (data["failed"], data["invalid"], [p["name"] for p in data["prompts"]]) == (
         True, 1, ["drop", "fresh", "keep", "tweak"])
     assert to_text(review(pr)).startswith("4 prompts changed · 1 invalid\n")
+
+
+@pytest.fixture
+def released(repo):
+    """main: support v1, v2 (approved), v3 (not approved); production -> v1. Then on branch feature."""
+    for n, system in ((1, "Be brief."), (2, "Be kind.")):
+        repo.commit({"prompts/support.json": prompt_doc(system=system)}, f"v{n}")
+        repo.git("tag", "-a", "-m", "ok", f"prompts/support/v{n}", "HEAD")
+    repo.commit({"prompts/support.json": prompt_doc(system="Be terse.")}, "v3")
+    repo.commit({"labels.json": {"protected": ["production"], "labels": {"support": {"production": 1}}}}, "labels")
+    repo.git("checkout", "-q", "-b", "feature")
+    return repo
+
+
+def moved(repo, labels):
+    repo.commit({"labels.json": {"protected": ["production"], "labels": labels}}, "move labels")
+    return review(PromptStore(repo.path))
+
+
+def test_label_moves_are_reported_with_a_rendered_diff(released):
+    report = moved(released, {"support": {"production": 2, "staging": 3}})
+    assert [str(m.move) for m in report.labels] == ["support: production v1 -> v2", "support: staging (unset) -> v3"]
+    assert not report.failed and report.summary() == "0 prompts changed · 2 label moves"
+    assert to_text(report) == (GOLDEN / "review_labels.txt").read_text(encoding="utf-8")
+    data = json.loads(to_json(report))
+    assert [(m["move"], m["blocked"], m["diff"]["rendered"].splitlines()[-1]) for m in data["labels"]] == [
+        ("support: production v1 -> v2", False, "+Be kind."), ("support: staging (unset) -> v3", False, "+Be terse.")]
+
+
+def test_markdown_lists_label_moves_keeps_the_marker_and_truncates(released):
+    report = moved(released, {"support": {"production": 2}})
+    text = to_markdown(report)
+    assert text.startswith(MARKER + "\n") and "**0 prompts changed · 1 label move**" in text
+    assert "#### `support: production v1 -> v2` (protected)\n" in text and "-Be brief.\n+Be kind.\n" in text
+    short = to_markdown(report, limit=300)
+    assert len(short) <= 300 and short.startswith(MARKER) and short.rstrip().endswith("job artifacts.")
+
+
+@pytest.mark.parametrize(("target", "why", "fix"), [
+    (3, "support v3 is not approved", "approve v3 first: `promptops approve support --version 3`"),
+    (2, "the approval of support v2 was revoked", "point production at an approved version; a revocation is final"),
+])
+def test_protected_label_moved_to_an_unapproved_version_fails(released, target, why, fix):
+    released.git("tag", "-a", "-m", "leaks", "prompts/support/v2-revoked", "prompts/support/v2^{commit}")
+    report = moved(released, {"support": {"production": target}})
+    assert report.failed and report.summary() == "0 prompts changed · 1 label move · 1 blocked"
+    assert f"Error: support: production v1 -> v{target} is blocked: production is a protected label and {why}\n" \
+           f"  fix: {fix}" in to_text(report)
+    assert f"> :x: **blocked** `support: production v1 -> v{target}`: production is a protected label and {why}" \
+           in to_markdown(report)
+
+
+def test_approving_the_new_target_unblocks_the_move(released):
+    released.commit({"labels.json": {"labels": {"support": {"production": 3}}}}, "promote v3")
+    released.git("tag", "-a", "-m", "ok", "prompts/support/v3", "HEAD~2")
+    assert not review(PromptStore(released.path)).failed
+
+
+@pytest.mark.parametrize(("labels", "problem"), [
+    ("{", "> :x: **invalid** `labels.json` $: invalid JSON"),
+    ({"labels": {"support": {"production": 9}}}, "> :x: **invalid** `labels.json` $.labels.support.production: "
+                                                 "support has no version 9 (the newest is 3)"),
+    ({"labels": {"support": {"Prod": 1}}}, "> :x: **invalid** `labels.json` $.labels.support.Prod: invalid label name"),
+])
+def test_invalid_labels_file_at_head_fails_the_review(released, labels, problem):
+    released.commit({"labels.json": labels}, "break labels")
+    report = review(PromptStore(released.path))
+    assert report.failed and report.summary().endswith("labels file invalid")
+    assert problem in to_markdown(report)
+    assert json.loads(to_json(report))["label_problems"][0]["line"] is not None

@@ -1,5 +1,7 @@
 """`promptops review --outputs` against a real Triton serving the deterministic echo model."""
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -37,3 +39,30 @@ def test_markdown_shows_both_answers_diffed(pr, tmp_path):
     assert "| mentions brevity | pass | pass | changed |" in text
     assert "-Be brief. Hi\n+Be brief, kind. Hi" in text
     assert 'tests="1" failures="0"' in (tmp_path / "j.xml").read_text()
+
+
+def test_label_move_runs_the_new_targets_tests_on_both_versions(pr):
+    pr.git("checkout", "-q", "main")
+    pr.commit({"prompts/tone.json": prompt_doc("{system} {user}", system="Be brief, kind.", tests=CASES),
+               "labels.json": {"labels": {"tone": {"staging": 1}}}}, "v2")
+    pr.git("checkout", "-q", "-B", "feature")
+    pr.commit({"labels.json": {"labels": {"tone": {"staging": 2}}}}, "stage v2")
+    result = review("--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["summary"], data["prompts"]) == ("0 prompts changed · 1 label move · 0 tests newly failing · 1 answer changed", [])
+    case = data["labels"][0]["cases"][0]
+    assert (case["base"]["output"], case["head"]["output"], case["answer_changed"]) == ("Be brief. Hi", "Be brief, kind. Hi", True)
+
+
+def test_label_move_to_a_newly_failing_version_fails_and_shows_both_answers(pr):
+    pr.git("checkout", "-q", "main")
+    pr.commit({"prompts/tone.json": prompt_doc("{system} {user}", system="Be short.", tests=CASES),
+               "labels.json": {"labels": {"tone": {"staging": 1}}}}, "v2")
+    pr.git("checkout", "-q", "-B", "feature")
+    pr.commit({"labels.json": {"labels": {"tone": {"staging": 2}}}}, "stage v2")
+    result = review()
+    assert result.exit_code == 1
+    assert "#### Model answers: `tone: staging v1 -> v2`\n\n| case | v1 | v2 | answer |" in result.output
+    assert "| mentions brevity | pass | fail :warning: newly failing | changed |" in result.output
+    assert "--- v1 answer\n+++ v2 answer\n@@ -1 +1 @@\n-Be brief. Hi\n+Be short. Hi" in result.output
