@@ -26,6 +26,9 @@ class Settings:
     triton_url: str | None = field(default_factory=lambda: os.environ.get("PROMPTOPS_TRITON_URL") or None)
     default_model: str = field(default_factory=lambda: os.environ.get("PROMPTOPS_MODEL", "smollm2-135m"))
     branch: str | None = field(default_factory=lambda: os.environ.get("PROMPTOPS_BRANCH") or None)
+    # Approvals count only when their SSH signature verifies against the repository's allowed_signers.
+    signed_approvals: bool = field(default_factory=lambda: os.environ.get("PROMPTOPS_APPROVALS", "") == "signed")
+    four_eyes: bool = field(default_factory=lambda: os.environ.get("PROMPTOPS_FOUR_EYES", "") in ("1", "true"))
 
     @property
     def prompts_path(self) -> Path:

@@ -112,18 +112,24 @@ def status(ctx: typer.Context,
            format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
     """Show each prompt's newest, approved and labelled versions, drift and working-tree state."""
     _check_format(format_, ("text", "json"))
-    rows = _store(ctx).status()
+    store = _store(ctx)
+    rows = store.status()
+    signatures = {r.name: store.signature(r.tagged) if r.tagged else None for r in rows}
     if format_ == "json":
         print_json([{"name": r.name, "newest": r.newest.number if r.newest else None,
                      "approved": r.approved.number if r.approved else None,
+                     "signature": None if signatures[r.name] is None else {
+                         "version": r.tagged.number, "state": signatures[r.name].state,
+                         "signer": signatures[r.name].signer, "detail": signatures[r.name].detail},
                      "labels": {k: v.number if v else None for k, v in r.labels.items()},
                      "drift": {k: r.drift(k) for k in r.labels}, "dirty": r.dirty,
                      "untracked": r.untracked} for r in rows])
         return EXIT_OK
     labels = sorted({label for r in rows for label in r.labels}, key=lambda k: (k != "production", k))
-    table(("name", "newest", "approved", *labels, "drift", "working tree"),
+    table(("name", "newest", "approved", "signature", *labels, "drift", "working tree"),
           [(r.name, f"v{r.newest.number} {r.newest.short}" if r.newest else "-",
             f"v{r.approved.number}" if r.approved else "-",
+            f"v{r.tagged.number} {signatures[r.name]}" if r.tagged else "-",
             *(f"v{r.labels[k].number}" if r.labels.get(k) else "-" for k in labels),
             "; ".join(filter(None, (_drift(r, k) for k in r.labels))),
             "untracked" if r.untracked else "modified" if r.dirty else "clean") for r in rows])

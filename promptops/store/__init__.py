@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import posixpath
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,7 @@ from promptops.prompt import Prompt
 from promptops.schema import encode_text, load_prompt_bytes
 from promptops.store import changes as _changes
 from promptops.store import releases
-from promptops.store.approvals import Approvals
+from promptops.store.approvals import Approvals, Signature
 from promptops.store.git import Git
 from promptops.store.history import History, Line, Snapshot, blob_sha, is_valid_name
 from promptops.store.labels import EMPTY, Labels, check_policy, labels_path, parse
@@ -48,15 +49,22 @@ if TYPE_CHECKING:
     from promptops.settings import Settings
 
 
+SIGNERS_FILE = "allowed_signers"
+
+
 class PromptStore:
     """Prompt versions, approvals and labels on one branch of a git repository (default: HEAD's branch)."""
 
-    def __init__(self, repo: Path, prompts_dir: str = "prompts", branch: str | None = None) -> None:
+    def __init__(self, repo: Path, prompts_dir: str = "prompts", branch: str | None = None, *,
+                 signed_approvals: bool = False, four_eyes: bool = False) -> None:
         self.repo = Path(repo)
         if not (self.repo / ".git").exists():
             raise StoreError(f"not a git repository: {self.repo}", fix="run `git init` or pass --repo")
         self.prompts_dir = self._check_dir(prompts_dir)
         self.labels_relpath = labels_path(self.prompts_dir)
+        self.signers_relpath = posixpath.join(posixpath.dirname(self.labels_relpath), SIGNERS_FILE)
+        self.signed_approvals = signed_approvals
+        self.four_eyes = four_eyes
         self.git = Git(self.repo)
         self.history = History(self.repo, self.git, self.prompts_dir, branch, self.labels_relpath)
         self.approvals = Approvals(self.git, self.history.common)
@@ -65,6 +73,7 @@ class PromptStore:
         self._versions: dict[tuple[Any, ...], list[Version]] = {}
         self._prompts: dict[tuple[str, str], Prompt] = {}
         self._labels: dict[str | None, Labels] = {}
+        self._signers: dict[str | None, bytes | None] = {}
 
     @property
     def branch(self) -> str | None:
@@ -100,6 +109,7 @@ class PromptStore:
             self.approvals.forget()
             self._versions.clear()
             self._labels.clear()
+            self._signers.clear()
             self.resolver.forget()
 
     def forget_labels(self) -> None:
@@ -136,7 +146,10 @@ class PromptStore:
             sha, author, email, date, subject = commits[index]
             tagged = marks.approved.get(number) == sha
             revoked = tagged and marks.revoked.get(number) == sha
-            found.append(Version(name, number, sha, blob, author, email, date, subject, tagged and not revoked,
+            approved = tagged and not revoked
+            if approved and self.signed_approvals:
+                approved = self.approvals.signature(marks.objects[number], self.signers_at(head)).state == "good"
+            found.append(Version(name, number, sha, blob, author, email, date, subject, approved,
                                  f"prompts/{name}/v{number}" if tagged else None, revoked,
                                  labels.labels_of(name, number)))
         self._versions[key] = found
@@ -206,6 +219,20 @@ class PromptStore:
             found = self._labels[commit] = labels
         return found
 
+    def signers_at(self, commit: str | None) -> bytes | None:
+        """The allowed-signers file committed at `commit` (who may sign approvals), None when absent."""
+        if commit not in self._signers:
+            self._signers[commit] = self.git.read_optional([f"{commit}:{self.signers_relpath}"])[0] if commit else None
+        return self._signers[commit]
+
+    def signature(self, version: Version) -> Signature | None:
+        """The approval tag's signature state against the serving head's allowed signers (None: no tag)."""
+        with self._lock:
+            obj = self.approvals.of(version.name).objects.get(version.number)
+            if obj is None or version.tag is None:
+                return None
+            return self.approvals.signature(obj, self.signers_at(self.history.head()))
+
     def labels(self) -> Labels:
         """The labels the serving branch's newest commit holds."""
         with self._lock:
@@ -252,10 +279,11 @@ class PromptStore:
         return versions[version - 1]
 
     def approve(self, name: str, version: int | None = None, message: str | None = None,
-                sign: bool = False) -> tuple[Version, bool]:
+                sign: bool = False, approver: tuple[str, str] | None = None) -> tuple[Version, bool]:
         """Tag version `version` (default: the newest) as approved; returns (version, created).
 
         With no version, a working-tree file that differs from the newest commit is refused.
+        `approver` is who approves (default: git's identity); the four-eyes policy refuses the author.
         """
         check_name(name)
         with self.locked():
@@ -267,12 +295,17 @@ class PromptStore:
                                  fix="a revocation is final: commit a fixed version and approve that")
             if target.approved:
                 return target, False
+            if target.tag is not None and self.signed_approvals:
+                raise StoreError(f"{target.tag} exists but its signature does not verify "
+                                 f"({self.signature(target)}) against {self.signers_relpath}",
+                                 fix=f"re-sign it: `git tag -d {target.tag}` then `promptops approve {name} "
+                                     f"--version {target.number} --sign` with a key listed in {self.signers_relpath}")
             self.load(target)  # an invalid prompt is never approved
-            self.approvals.approve(target, message, sign)
+            self.approvals.approve(target, message, sign, approver, self.four_eyes)
             self.refresh()
             return self.versions_at(name, head)[target.number - 1], True
 
-    def revoke(self, name: str, version: int, reason: str) -> Version:
+    def revoke(self, name: str, version: int, reason: str, actor: tuple[str, str] | None = None) -> Version:
         """Revoke the approval of `version` (a tag next to it; history is not rewritten)."""
         check_name(name)
         with self.locked():
@@ -282,7 +315,7 @@ class PromptStore:
             if not target.approved:
                 state = "was already revoked" if target.revoked else "is not approved"
                 raise StoreError(f"{name} v{target.number} {state}", fix=f"see `promptops log {name}`")
-            self.approvals.revoke(target, reason)
+            self.approvals.revoke(target, reason, actor)
             self.refresh()
             return self.versions_at(name, head)[target.number - 1]
 
@@ -317,7 +350,8 @@ class PromptStore:
                     dirty = not path.exists() or blob_sha(path.read_bytes(), len(newest.blob)) != newest.blob
                 targets = {label: versions[n - 1] if 0 < n <= len(versions) else None
                            for label, n in sorted(labels.of(name).items())}
-                rows.append(PromptStatus(name, newest, approved, dirty, name not in committed, targets))
+                tagged = next((v for v in reversed(versions) if v.tag and not v.revoked), None)
+                rows.append(PromptStatus(name, newest, approved, dirty, name not in committed, targets, tagged))
             return rows
 
     # -- saves --------------------------------------------------------------------------------------
@@ -371,8 +405,9 @@ class PromptStore:
 
 def open_store(settings: Settings) -> PromptStore:
     """The store for these settings (repository, prompts directory, serving branch)."""
-    return PromptStore(settings.repo, settings.prompts_dir, settings.branch)
+    return PromptStore(settings.repo, settings.prompts_dir, settings.branch,
+                       signed_approvals=settings.signed_approvals, four_eyes=settings.four_eyes)
 
 
 __all__ = ["EMPTY", "Change", "LabelChange", "LabelMove", "Labels", "PromptInvalid", "PromptStatus", "PromptStore",
-           "Resolved", "Version", "open_store"]
+           "Resolved", "Signature", "Version", "open_store"]

@@ -12,14 +12,16 @@ of that prompt or `packed-refs` changes (a stat per lookup).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from promptops.errors import StoreError
+from promptops.errors import Forbidden, StoreError
 from promptops.store.git import Git, last_line
 from promptops.store.history import stat_key
 from promptops.store.model import Version
@@ -46,9 +48,25 @@ class Marks:
 
     approved: dict[int, str]
     revoked: dict[int, str]
+    objects: dict[int, str] = field(default_factory=dict)  # version number -> the approval's tag object
 
 
 _EMPTY = Marks({}, {})
+_GOOD = re.compile(r'Good "git" signature for (\S+) with')
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Whether an approval tag's signature verifies against the allowed-signers file."""
+
+    state: Literal["good", "unsigned", "bad"]
+    signer: str | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        if self.state == "good":
+            return f"signed by {self.signer}"
+        return "unsigned" if self.state == "unsigned" else f"bad signature ({self.detail})"
 
 
 class Approvals:
@@ -60,6 +78,7 @@ class Approvals:
         self._marks: dict[str, Marks] | None = None
         self._snapshot: dict[str, Any] = {}
         self._packed: tuple[int, int, int] | None = None
+        self._signatures: dict[tuple[str, str], Signature] = {}
 
     def key(self, name: str) -> tuple[Any, ...]:
         """Changes whenever a tag of `name` is created, moved or deleted."""
@@ -83,33 +102,71 @@ class Approvals:
             for entry in os.scandir(root):
                 snapshot[entry.name] = self.key(entry.name)
         packed = stat_key(os.path.join(self.common, "packed-refs"))
-        out = self.git.run("for-each-ref", "--format=%(refname)%00%(objecttype)%00%(*objectname)",
+        out = self.git.run("for-each-ref", "--format=%(refname)%00%(objecttype)%00%(*objectname)%00%(objectname)",
                            "refs/tags/prompts/").decode(errors="replace")
         approved: dict[str, dict[int, str]] = {}
         revoked: dict[str, dict[int, str]] = {}
+        objects: dict[str, dict[int, str]] = {}
         for row in out.splitlines():
-            ref, kind, target = row.split("\0")
+            ref, kind, target, tag_object = row.split("\0")
             parts = ref.split("/")
             if kind != "tag" or len(parts) != 5:  # lightweight tags are not approvals: they carry no record
                 continue
             if match := _APPROVAL.fullmatch(parts[4]):
                 approved.setdefault(parts[3], {})[int(match.group(1))] = target
+                objects.setdefault(parts[3], {})[int(match.group(1))] = tag_object
             elif match := _REVOCATION.fullmatch(parts[4]):
                 revoked.setdefault(parts[3], {})[int(match.group(1))] = target
-        marks = {name: Marks(approved.get(name, {}), revoked.get(name, {})) for name in {*approved, *revoked}}
+        marks = {name: Marks(approved.get(name, {}), revoked.get(name, {}), objects.get(name, {}))
+                 for name in {*approved, *revoked}}
         for name in marks:
             snapshot.setdefault(name, (packed, None))
         self._snapshot, self._packed, self._marks = snapshot, packed, marks
 
+    def signature(self, tag_object: str, signers: bytes | None) -> Signature:
+        """Verify an approval tag against an allowed-signers file's bytes (git's SSH signing format)."""
+        if signers is None:
+            return Signature("bad", detail="no allowed-signers file in the repository")
+        digest = hashlib.sha1(signers).hexdigest()[:16]
+        key = (tag_object, digest)
+        found = self._signatures.get(key)
+        if found is None:
+            # git needs the allowed signers as a file: one per content, kept under .git/promptops/.
+            path = Path(self.common, "promptops", f"allowed-signers-{digest}")
+            if not path.exists():
+                from promptops.workspace import atomic_write
+
+                atomic_write(path, signers)
+            result = self.git.attempt("-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={path}",
+                                      "verify-tag", "--raw", tag_object)
+            text = result.stderr.decode(errors="replace")
+            good = _GOOD.search(text)
+            if result.returncode == 0 and good:
+                found = Signature("good", good.group(1))
+            elif "no signature found" in text:
+                found = Signature("unsigned")
+            else:
+                found = Signature("bad", detail=last_line(text) or f"git verify-tag exited {result.returncode}")
+            self._signatures[key] = found
+        return found
+
     # -- writes -------------------------------------------------------------------------------------
 
-    def approve(self, version: Version, message: str | None, sign: bool) -> None:
-        """Create the approval tag of `version`, recording who approved it and when."""
+    def approve(self, version: Version, message: str | None, sign: bool,
+                approver: tuple[str, str] | None = None, four_eyes: bool = False) -> None:
+        """Create the approval tag of `version`, recording who approved it and when.
+
+        `approver` is the person (the gateway's signed-in user); default: git's identity. With
+        `four_eyes`, the version's author may not approve it.
+        """
         tag = approval_tag(version.name, version.number)
         if self.git.rev_parse(f"refs/tags/{tag}"):
             raise StoreError(f"tag {tag} exists but does not point at version {version.number} ({version.short})",
                              fix=f"the history was rewritten; delete the stale tag with `git tag -d {tag}`")
-        who, email = self.git.identity("the approval")
+        who, email = approver or self.git.identity("the approval")
+        if four_eyes and email.lower() == version.email.lower():
+            raise Forbidden(f"{who} <{email}> wrote {version.name} v{version.number} and may not approve it "
+                            "(four-eyes policy)", fix="ask another approver")
         body = f"Approve prompt {version.name} v{version.number}\n\n"
         if message and message.strip():
             body += message.strip() + "\n\n"
@@ -117,11 +174,11 @@ class Approvals:
                  f"Version: {version.number}\nCommit: {version.commit}\nBlob: {version.blob}\n")
         self._tag(tag, version.commit, body, sign)
 
-    def revoke(self, version: Version, reason: str) -> None:
+    def revoke(self, version: Version, reason: str, actor: tuple[str, str] | None = None) -> None:
         """Create the revocation tag of `version`: from then on it is not approved anywhere."""
         if not reason.strip():
             raise StoreError("a revocation needs a reason", fix="say why with -m/--message")
-        who, email = self.git.identity("the revocation")
+        who, email = actor or self.git.identity("the revocation")
         body = (f"Revoke approval of prompt {version.name} v{version.number}\n\n{reason.strip()}\n\n"
                 f"Revoked-by: {who} <{email}>\nRevoked-at: {now_iso()}\nPrompt: {version.name}\n"
                 f"Version: {version.number}\nCommit: {version.commit}\n")

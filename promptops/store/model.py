@@ -60,6 +60,7 @@ class PromptStatus:
     dirty: bool
     untracked: bool
     labels: dict[str, Version | None] = field(default_factory=dict)
+    tagged: Version | None = None  # the newest version with an (unrevoked) approval tag, verified or not
 
     def drift(self, label: str) -> int | None:
         """How many versions `label` is behind the newest (None when the label is unset)."""

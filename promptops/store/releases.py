@@ -109,6 +109,8 @@ def promote(store: PromptStore, ref: str, label: str, *, commit: bool, author: t
                                   fix=f"approve it first (`promptops approve {version.name} --version "
                                       f"{version.number}`) or promote an approved version")
         old = current.target(version.name, label)
+        if old == version.number:  # nothing to move: no empty commit, no rewrite
+            return LabelChange(version.name, label, old, old, version, None, store.labels_relpath)
         updated = current.moved(version.name, label, version.number)
         data = updated.dump()
         sha = None

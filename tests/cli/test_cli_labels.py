@@ -35,8 +35,9 @@ def test_rollback_after_two_moves_and_status_drift(three: GitRepo) -> None:
         run("promote", ref, "production", "--commit")
     assert run("rollback", "a", "--commit")[1].startswith("a: production v2 -> v1 (committed ")
     lines = run("status")[1].splitlines()
-    assert lines[0] == "name\tnewest\tapproved\tproduction\tdrift\tworking tree"
-    assert lines[1].split("\t")[3:] == ["v1", "production 2 versions behind newest", "clean"]
+    assert lines[0] == "name\tnewest\tapproved\tsignature\tproduction\tdrift\tworking tree"
+    assert lines[1].split("\t")[3:] == ["v2 bad signature (no allowed-signers file in the repository)", "v1",
+                                        "production 2 versions behind newest", "clean"]
     assert run("labels", "a")[1].endswith("production: v1 -> v2 -> v1\n")
 
 

@@ -53,8 +53,8 @@ def test_approve_refuses_dirty_draft(two: GitRepo) -> None:
 def test_status(two: GitRepo) -> None:
     two.write({A: prompt_doc(user="draft"), "prompts/b.json": prompt_doc()})
     sha = two.git("rev-parse", "--short=7", "HEAD")
-    assert run("status")[1].splitlines() == ["name\tnewest\tapproved\tdrift\tworking tree",
-                                             f"a\tv2 {sha}\t-\t\tmodified", "b\t-\t-\t\tuntracked"]
+    assert run("status")[1].splitlines() == ["name\tnewest\tapproved\tsignature\tdrift\tworking tree",
+                                             f"a\tv2 {sha}\t-\t-\t\tmodified", "b\t-\t-\t-\t\tuntracked"]
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [
