@@ -10,6 +10,21 @@ in the runtime folder (default `<repo>/.promptops/triton/`):
 
 The server runs in its own session (it outlives the CLI that started it); a
 PID file and a log file in the runtime folder let any later process find it.
+The PID file also names the server's *owner* when one was given to `up()` (the
+`promptops serve` that started it and stops it on exit): a server whose owner
+has died (a `serve` killed with SIGKILL) is reported as `orphaned`.
+`promptops triton up` records no owner: its server runs until `triton down`.
+
+Environment variables choose the defaults of :class:`TritonConfig` (each one is
+what `promptops serve` uses for its embedded server):
+
+    PROMPTOPS_TRITON_DIR          runtime folder (PID file, log, backends)
+    PROMPTOPS_MODEL_REPOSITORY    model repositories, separated by os.pathsep
+    PROMPTOPS_TRITON_MODELS       models to load, comma-separated
+    PROMPTOPS_TRITON_HTTP_PORT / PROMPTOPS_TRITON_GRPC_PORT / PROMPTOPS_TRITON_METRICS_PORT
+    PROMPTOPS_SERVE_VENV          serving environment (tritonserver, vLLM)
+    PROMPTOPS_MODEL_CACHE         where model weights live
+
 This module prints nothing and raises :class:`TritonLaunchError`.
 """
 
@@ -47,15 +62,35 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser() if value else default
 
 
+def _env_paths(name: str, default: list[Path]) -> list[Path]:
+    value = os.environ.get(name)
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p] if value else default
+
+
+def _env_names(name: str, default: Sequence[str]) -> list[str]:
+    value = os.environ.get(name)
+    return [n.strip() for n in value.split(",") if n.strip()] if value else list(default)
+
+
+def _env_port(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise TritonLaunchError(f"{name}={value!r} is not a port number", fix=f"set {name} to 1-65535 or unset it")
+    return int(value)
+
+
 @dataclass
 class TritonConfig:
     """Everything needed to start (or find) one local server."""
 
-    model_repositories: list[Path] = field(default_factory=lambda: [REPO_ROOT / "model_repository"])
-    models: list[str] = field(default_factory=lambda: list(DEFAULT_CPU_MODELS))
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
+    model_repositories: list[Path] = field(default_factory=lambda: _env_paths(
+        "PROMPTOPS_MODEL_REPOSITORY", [REPO_ROOT / "model_repository"]))
+    models: list[str] = field(default_factory=lambda: _env_names("PROMPTOPS_TRITON_MODELS", DEFAULT_CPU_MODELS))
+    http_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_HTTP_PORT", 8000))
+    grpc_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_GRPC_PORT", 8001))
+    metrics_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_METRICS_PORT", 8002))
     address: str = "127.0.0.1"
     runtime_dir: Path = field(default_factory=lambda: _env_path("PROMPTOPS_TRITON_DIR",
                                                                 REPO_ROOT / ".promptops" / "triton"))
@@ -97,7 +132,12 @@ class ModelState:
 
 @dataclass(frozen=True)
 class TritonStatus:
-    """What `status()` found: a PID file, a live process, a ready server, its models."""
+    """What `status()` found: a PID file, a live process, a ready server, its models.
+
+    `owner` is the PID of the process that started the server and will stop it
+    (None: nobody owns it, e.g. `promptops triton up`); `orphaned` is True when
+    the server runs but that owner has died.
+    """
 
     running: bool
     ready: bool
@@ -107,6 +147,8 @@ class TritonStatus:
     log_path: Path
     started_at: float | None = None
     models: tuple[ModelState, ...] = ()
+    owner: int | None = None
+    orphaned: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,14 +221,46 @@ def _port_in_use(address: str, port: int) -> bool:
         return sock.connect_ex((address, port)) == 0
 
 
+def _stat(pid: int | str) -> list[str]:
+    """Fields 3.. of /proc/PID/stat (state, ppid, pgrp, ...), or [] when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When a live (non-zombie) process started, in clock ticks since boot; None when it is gone."""
+    fields = _stat(pid)
+    return int(fields[19]) if len(fields) > 19 and fields[0] != "Z" else None
+
+
 def _is_tritonserver(pid: int) -> bool:
     """True when `pid` is alive and is a tritonserver (guards against PID reuse)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z" and b"tritonserver" in cmdline
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z" and b"tritonserver" in cmdline
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a live (non-zombie) process is in process group `pgid` (the server's stubs, vLLM)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(entry.name)
+            if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+                return True
+    return False
+
+
+def _owner_alive(owner: object) -> bool:
+    """True when the PID file's `owner` ({"pid", "start"}) is still the same live process."""
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
+        return False
+    start = _start_ticks(owner["pid"])
+    return start is not None and start == owner.get("start")
 
 
 def _http_get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:
@@ -286,8 +360,12 @@ class TritonServer:
                 if not (path / "config.json").exists():
                     raise TritonLaunchError(f"weights of {name!r} are missing: {path}", fix=SETUP_HINT)
 
-    def start(self) -> int:
-        """Start the server in the background and return its PID (does not wait for ready)."""
+    def start(self, owner: int | None = None) -> int:
+        """Start the server in the background and return its PID (does not wait for ready).
+
+        `owner`: the PID of the process that will stop the server (recorded in the PID
+        file with its start time, so a later process can tell an orphan from a server in use).
+        """
         c = self.config
         if self.pid() is not None:
             raise TritonLaunchError(f"a server from {c.runtime_dir} is already running (pid {self.pid()})",
@@ -310,7 +388,8 @@ class TritonServer:
             except OSError as exc:
                 raise TritonLaunchError(f"cannot start {env.tritonserver}: {exc}") from exc
         info = {"pid": self._process.pid, "started_at": time.time(), "shm_prefix": shm_prefix,
-                "grpc_url": c.grpc_url, "http_url": c.http_url, "models": c.models}
+                "grpc_url": c.grpc_url, "http_url": c.http_url, "models": c.models,
+                "owner": None if owner is None else {"pid": owner, "start": _start_ticks(owner)}}
         tmp = c.pid_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(c.pid_path)
@@ -351,21 +430,23 @@ class TritonServer:
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM, then SIGKILL to the server's process group after `timeout`.
 
-        Removes the PID file and this server's shared-memory files. Returns
-        False when there was nothing to stop.
+        Returns once the server and every process of its group (the Python
+        stubs, vLLM's engine) are gone. Removes the PID file and this server's
+        shared-memory files. Returns False when there was nothing to stop.
         """
         info = self._read_pid_file() or {}
         pid = self.pid()
+        if pid is None and self._process is not None and self._process.poll() is None:
+            pid = self._process.pid  # started by this instance, PID file not written yet
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+            _kill(pid, signal.SIGTERM)
             if not self._wait_gone(pid, timeout):
-                try:
-                    # The group holds the Python stubs and vLLM's engine process too.
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                _kill(pid, signal.SIGKILL, group=True)
                 self._wait_gone(pid, 10.0)
             _reap(pid)
+            if not _wait(lambda: not _group_alive(pid), 5.0):
+                _kill(pid, signal.SIGKILL, group=True)
+                _wait(lambda: not _group_alive(pid), 5.0)
         if self._process is not None:
             self._process = None
         prefix = info.get("shm_prefix")
@@ -376,15 +457,10 @@ class TritonServer:
         return pid is not None
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.pid == pid:
-                if self._process.poll() is not None:
-                    return True
-            elif not _is_tritonserver(pid):
-                return True
-            time.sleep(0.1)
-        return False
+        if self._process is not None and self._process.pid == pid:
+            process = self._process
+            return _wait(lambda: process.poll() is not None, timeout)
+        return _wait(lambda: not _is_tritonserver(pid), timeout)
 
     def status(self) -> TritonStatus:
         """PID file, liveness, readiness and the repository index (when reachable)."""
@@ -396,10 +472,31 @@ class TritonServer:
         if ready:
             models = _repository_index(c.http_url)
         started = info.get("started_at")
+        owner = info.get("owner")
+        owner_pid = owner.get("pid") if isinstance(owner, dict) else None
         return TritonStatus(running=pid is not None, ready=ready, pid=pid, grpc_url=c.grpc_url,
                             http_url=c.http_url, log_path=c.log_path,
                             started_at=float(started) if isinstance(started, (int, float)) else None,
-                            models=models)
+                            models=models, owner=owner_pid if isinstance(owner_pid, int) else None,
+                            orphaned=pid is not None and owner_pid is not None and not _owner_alive(owner))
+
+
+def _kill(pid: int, sig: int, group: bool = False) -> None:
+    """Send `sig` to the process (or its whole group); a process already gone is fine."""
+    try:
+        (os.killpg if group else os.kill)(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait(done: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `done()` until it is true (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def _reap(pid: int) -> None:
@@ -428,14 +525,19 @@ def _repository_index(http_url: str) -> tuple[ModelState, ...]:
 
 
 def up(config: TritonConfig | None = None, timeout: float = 180.0,
-       on_tick: Callable[[float], None] | None = None) -> TritonStatus:
-    """Start a server and wait until it is ready; on failure stop it and raise."""
+       on_tick: Callable[[float], None] | None = None, owner: int | None = None) -> TritonStatus:
+    """Start a server and wait until it is ready; on failure stop it and raise.
+
+    Whatever `on_tick` raises (e.g. a caller's "a stop signal arrived") also stops
+    the server before it propagates. `owner`: see :meth:`TritonServer.start`.
+    """
     server = TritonServer(config)
-    server.start()
     try:
+        server.start(owner=owner)
         server.wait_ready(timeout=timeout, on_tick=on_tick)
     except BaseException:
-        server.stop(timeout=10.0)
+        if server._process is not None:  # this call started it (not "already running")
+            server.stop(timeout=10.0)
         raise
     return server.status()
 

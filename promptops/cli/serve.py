@@ -1,13 +1,94 @@
-"""`promptops serve`: the embedded Triton (unless --triton-url), then the gateway and UI under uvicorn."""
+"""`promptops serve`: the embedded Triton (unless --triton-url), then the gateway and UI under uvicorn.
+
+Stopping: Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop `serve` the same way: uvicorn shuts the
+gateway down, then the Triton this `serve` started is stopped and waited for (a Triton it merely
+reused is left running). A signal that arrives while Triton is still starting stops it as well.
+The exit status is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+
+After a SIGKILL nothing can clean up: the embedded Triton keeps running. Its PID file names this
+`serve` as the owner, so the next `serve` sees an orphan and replaces it (see `_start_triton`).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+from types import FrameType
 from typing import Annotated, Any, Optional
 
 import typer
 
 from promptops.cli.boundary import EXIT_OK, boundary
 from promptops.cli.output import echo
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(Exception):
+    """A stop signal arrived; raised only at safe points (never in the middle of a start or a stop)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """While active, SIGINT, SIGTERM and SIGHUP only record that a stop was asked for.
+
+    `check()` raises :class:`Stopped` at safe points (it is the `on_tick` of Triton's startup);
+    while uvicorn runs (`server` set) the signal is passed to it, so SIGHUP stops the gateway
+    exactly as uvicorn's own SIGINT/SIGTERM handling does. Nothing is ever interrupted halfway,
+    so the Triton being started or stopped is never left behind.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.server: Any = None  # the running uvicorn.Server
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = self.signum or signum
+        if self.server is not None:
+            self.server.handle_exit(signum, frame)
+
+    def check(self, _elapsed: float = 0.0) -> None:
+        """Raise :class:`Stopped` when a stop signal has arrived."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+
+def _start_triton(config: Any, stop: StopSignals) -> bool:
+    """Make the embedded Triton ready; True when this `serve` started it (and so must stop it).
+
+    A ready Triton that nobody owns (`promptops triton up`) or that another live `serve` owns is
+    reused and left running at exit. A Triton whose owner has died (a `serve` killed by SIGKILL)
+    is an orphan and is *replaced*, never reused: its owner died abnormally, so its state and the
+    models, ports and code it was started with are unknown, and a `serve` that only ever stops the
+    Triton it started itself is simpler to reason about; the cost is one cold start (~3 s with a
+    small model, ~25 s with vLLM).
+    """
+    from promptops import triton
+
+    current = triton.status(config)
+    if current.orphaned:
+        echo(f"Stopping the Triton (pid {current.pid}) left running by a killed `promptops serve` "
+             f"(pid {current.owner})...", err=True)
+        triton.down(config)
+    elif current.ready:
+        echo(f"Using the running Triton (pid {current.pid}) at {config.grpc_url}", err=True)
+        return False
+    stop.check()
+    echo("Starting Triton and loading models (the first start takes ~30 s)...", err=True)
+    triton.up(config, on_tick=stop.check, owner=os.getpid())
+    return True
 
 
 def _gateway_settings(ctx: typer.Context, **changes: Any) -> Any:
@@ -35,32 +116,34 @@ def serve(ctx: typer.Context,
 
     url = triton_url or core_settings(ctx).triton_url
     started = None
-    if url is None:
-        config = triton.TritonConfig()
-        current = triton.status(config)
-        if current.ready:
-            echo(f"Using the running Triton (pid {current.pid}) at {config.grpc_url}", err=True)
-        else:
-            echo("Starting Triton and loading models (the first start takes ~30 s)...", err=True)
-            triton.up(config)
-            started = config
-        url = config.grpc_url
-    try:
-        settings = _gateway_settings(ctx, host=host, port=port, triton_url=url, serve_drafts=serve_drafts,
-                                     store_url=store, store_ref=ref, refresh_s=parse_duration(refresh), ui=ui)
-        if not is_loopback(host) and settings.admin_token is None:
-            echo(f"Listening on {host}: saving and approving are disabled until PROMPTOPS_ADMIN_TOKEN is set.",
-                 err=True)
-        run(settings)
-    finally:
-        if started is not None:
-            echo("Stopping Triton...", err=True)
-            triton.down(started)
+    with StopSignals() as stop:
+        try:
+            if url is None:
+                config = triton.TritonConfig()
+                started = config if _start_triton(config, stop) else None
+                url = config.grpc_url
+            settings = _gateway_settings(ctx, host=host, port=port, triton_url=url, serve_drafts=serve_drafts,
+                                         store_url=store, store_ref=ref, refresh_s=parse_duration(refresh), ui=ui)
+            if not is_loopback(host) and settings.admin_token is None:
+                echo(f"Listening on {host}: saving and approving are disabled until PROMPTOPS_ADMIN_TOKEN is set.",
+                     err=True)
+            run(settings, stop)
+            stop.check()
+        except Stopped as stopped:
+            echo(f"{stopped}: stopping.", err=True)
+            return 128 + stopped.signum
+        finally:
+            if started is not None:
+                echo("Stopping Triton...", err=True)
+                triton.down(started)
     return EXIT_OK
 
 
-def run(settings: Any) -> None:
-    """Serve until Ctrl-C or SIGTERM (uvicorn shuts the app down cleanly: the lifespan closes the clients)."""
+def run(settings: Any, stop: StopSignals | None = None) -> None:
+    """Serve until a stop signal (uvicorn shuts the app down cleanly: the lifespan closes the clients).
+
+    With `stop`, the signals it records (SIGHUP too) stop uvicorn, including one that arrived before.
+    """
     import uvicorn
 
     from gateway.app import create_app
@@ -68,7 +151,16 @@ def run(settings: Any) -> None:
 
     echo(f"promptops gateway on http://{settings.host}:{settings.port}  (UI /, API /docs, metrics /metrics)",
          err=True)
-    uvicorn.Server(config(create_app(settings), settings.host, settings.port, log_level="info")).run()
+    server = uvicorn.Server(config(create_app(settings), settings.host, settings.port, log_level="info"))
+    if stop is None:
+        server.run()
+        return
+    stop.server = server
+    server.should_exit = stop.signum is not None  # a signal before this point is not lost
+    try:
+        server.run()
+    finally:
+        stop.server = None
 
 
 def register(app: typer.Typer) -> None:

@@ -383,13 +383,39 @@ class PromptStore:
                     current_commit=current.commit if current else None)
             if current is not None and blob_sha(data, len(current.blob)) == current.blob:
                 return current
+            on_checkout = self.history.refname is None or self.git.checked_out() == self.history.refname
+            if on_checkout:
+                self._refuse_overwriting_a_draft(relpath, current, data, len(head or "") or 40)
             ref = self.history.refname or "HEAD"
             blob = commit_file(self.git, self.history.gitdir, ref, relpath, data, head, author=author_name,
                                email=author_email, message=message or f"Update prompt {name}")
-            if self.history.refname is None or self.git.checked_out() == self.history.refname:
+            if on_checkout:
                 sync_worktree(self.git, self.repo, relpath, data, blob)
             self.refresh()
             return self.versions_at(name, self.history.head())[-1]
+
+    def _refuse_overwriting_a_draft(self, relpath: str, current: Version | None, data: bytes, length: int) -> None:
+        """Conflict when the checked-out file or its index entry holds edits that are not committed.
+
+        A save updates the working tree to the new version; doing so over someone's uncommitted
+        edit would lose it, so the save is refused and nothing is written.
+        """
+        expected = current.blob if current else None
+        wanted = blob_sha(data, length)
+        try:
+            on_disk: str | None = blob_sha(Path(self.repo, relpath).read_bytes(), length)
+        except FileNotFoundError:
+            on_disk = None if current is None else "deleted"
+        staged = self.git.run("ls-files", "--stage", "--", relpath).decode().split()
+        in_index = staged[1] if len(staged) >= 2 else None
+        for state, found in (("uncommitted changes in the working tree", on_disk), ("staged changes", in_index)):
+            if found not in (expected, wanted) and not (found is None and state == "staged changes"
+                                                        and expected is None):
+                raise Conflict(f"{relpath} has {state}; saving would overwrite them",
+                               fix=f"commit them (`git commit {relpath}`) or stash them (`git stash push "
+                                   f"{relpath}`), then reload and save again; nothing was written",
+                               current_version=current.number if current else None,
+                               current_commit=current.commit if current else None)
 
     # -- changes ------------------------------------------------------------------------------------
 

@@ -317,3 +317,17 @@ def test_warm_store_sees_new_commits_and_approvals(three: GitRepo) -> None:
     three.commit({A: doc("four")}, "four")
     assert store.resolve("a@head").version.number == 4
     assert len(store.versions("a")) == 4
+
+
+@pytest.mark.parametrize("stage", [False, True])
+def test_save_refuses_to_overwrite_an_uncommitted_draft(three: GitRepo, stage: bool) -> None:
+    draft = b'{"config": {}, "user": "my unsaved words", "template": "{user}"}\n'
+    three.write({A: draft})
+    if stage:
+        three.git("add", A)
+    store = PromptStore(three.path)
+    with pytest.raises(Conflict, match=r"^prompts/a.json has (staged|uncommitted) changes.*; saving would overwrite them"):
+        store.save("a", json.dumps(doc("ui")), base_commit=store.versions("a")[-1].commit, author_name="Bo",
+                   author_email="b@x", message="ui")
+    assert (three.path / A).read_bytes() == draft
+    assert len(store.versions("a")) == 3

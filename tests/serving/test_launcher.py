@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,20 @@ def test_environment_puts_the_serving_venv_first(config):
     assert values["PATH"].startswith("/venv/bin:")
     assert values["LD_LIBRARY_PATH"].startswith("/py/lib:/libs")
     assert values["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0" and values["HF_HUB_OFFLINE"] == "1"
+
+
+def test_environment_variables_choose_repositories_models_and_ports(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMPTOPS_MODEL_REPOSITORY", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
+    monkeypatch.setenv("PROMPTOPS_TRITON_MODELS", "echo, other")
+    monkeypatch.setenv("PROMPTOPS_TRITON_GRPC_PORT", "9101")
+    monkeypatch.delenv("PROMPTOPS_TRITON_HTTP_PORT", raising=False)
+    config = triton.TritonConfig()
+    assert config.model_repositories == [tmp_path / "a", tmp_path / "b"] and config.models == ["echo", "other"]
+    assert (config.grpc_url, config.http_port) == ("127.0.0.1:9101", 8000)
+
+
+def test_a_bad_port_variable_names_the_variable(monkeypatch):
+    monkeypatch.setenv("PROMPTOPS_TRITON_METRICS_PORT", "80a")
+    with pytest.raises(TritonLaunchError, match="PROMPTOPS_TRITON_METRICS_PORT='80a' is not a port"):
+        triton.TritonConfig()
+
