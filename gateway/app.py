@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import errors
 from gateway.metrics import Metrics
 from gateway.routes import chat, health, metrics, openai, prompts, seed
+from gateway.routes import store as store_routes  # `store` is the PromptStore in lifespan
 from gateway.serving import Service
 from gateway.settings import GatewaySettings, get_settings
 from promptops import remote
@@ -84,20 +83,15 @@ def open_gateway_store(settings: GatewaySettings) -> PromptStore:
 
 
 async def refresh_loop(app: FastAPI, settings: GatewaySettings) -> None:
-    """Fetch the clone every `refresh_s`: new commits and approvals are served without a restart."""
+    """Fetch the clone every `refresh_s`: new commits, approvals and label moves are served without a restart
+    (a push webhook on POST /v1/store/refresh makes it immediate)."""
     service: Service = app.state.service
     while True:
         await asyncio.sleep(settings.refresh_s)
         try:
-            changed = await asyncio.to_thread(remote.fetch, service.store.repo, settings.store_ref)
+            await service.refresh()
         except PromptOpsError as exc:  # keep serving what we have; say why in the log and /v1/store
-            app.state.refresh = {"ok": False, "at": time.time(), "error": exc.message}
             log.warning("store refresh failed: %s", exc.message)
-            continue
-        if changed:
-            service.store.refresh()
-        app.state.refresh = {"ok": True, "at": time.time(), "changed": changed,
-                             "commit": service.store.head_commit()}
 
 
 @contextlib.asynccontextmanager
@@ -127,21 +121,13 @@ def create_app(settings: GatewaySettings | None = None, *, ui: bool | None = Non
                   description="Prompts as code, served: versioned prompts from git, answered by Triton + vLLM.")
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.state.refresh = None
     # Routes read per-request policy through the get_settings dependency: tests override it.
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     # Generation routes first: Starlette matches routes in order, and these are the hot path.
-    for router in (chat.router, openai.router, seed.router, health.router, prompts.router, metrics.router):
+    for router in (chat.router, openai.router, seed.router, health.router, prompts.router, store_routes.router,
+                   metrics.router):
         app.include_router(router)
-
-    @app.get("/v1/store", tags=["health"])
-    def store_info() -> dict[str, Any]:
-        """Where prompts are served from, and the last refresh of a read-only clone."""
-        service: Service = app.state.service
-        return {"repo": str(service.store.repo), "branch": service.store.branch, "source": settings.store_url,
-                "read_only": settings.read_only, "commit": service.store.head_commit(),
-                "refresh": app.state.refresh}
 
     if settings.ui if ui is None else ui:
         from gateway.ui import mount_ui

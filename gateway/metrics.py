@@ -9,11 +9,16 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class Metrics:
-    """Requests, errors, latency, time to first token and tokens, labelled by prompt and version."""
+    """Requests, errors, latency, time to first token and tokens, labelled by prompt, version, release label
+    and endpoint.
+
+    `label` is the release label that chose the version (`production` for a bare name, `staging` for
+    `name@staging`) or "" for a pin: a handful of values per prompt, so cardinality stays that of versions.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ("prompt", "version", "endpoint")
+        labels = ("prompt", "version", "label", "endpoint")
         self.requests = Counter("promptops_requests", "Generation requests answered.", labels,
                                 registry=self.registry)
         self.errors = Counter("promptops_errors", "Generation requests that failed.", (*labels, "type"),
@@ -25,10 +30,10 @@ class Metrics:
         self.tokens = Counter("promptops_completion_tokens", "Tokens generated (streamed deltas).", labels,
                               registry=self.registry)
 
-    def observe(self, prompt: str, version: str, endpoint: str, *, latency_s: float,
+    def observe(self, prompt: str, version: str, label: str, endpoint: str, *, latency_s: float,
                 ttft_s: float | None, tokens: int, error: str | None = None) -> None:
-        """Record one finished (or failed) request."""
-        labels = (prompt, version, endpoint)
+        """Record one finished (or failed) request (`label`: the release label that chose the version, or "")."""
+        labels = (prompt, version, label, endpoint)
         self.requests.labels(*labels).inc()
         self.latency.labels(*labels).observe(latency_s)
         if ttft_s is not None:

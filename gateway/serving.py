@@ -17,6 +17,7 @@ from typing import Any
 from gateway.errors import type_of
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
+from promptops import remote
 from promptops.errors import PromptInvalid, PromptOpsError
 from promptops.inference import InferenceClient
 from promptops.prompt import Prompt, dump_document
@@ -38,17 +39,21 @@ class Prepared:
     text: str
     sampling: Mapping[str, Any]
     approved: bool = False
+    label: str | None = None  # the release label that chose the version (`production` for a bare name)
 
     @property
     def headers(self) -> dict[str, str]:
-        """The `X-Prompt-*` / `X-Model` headers of every chat answer."""
-        return {"X-Prompt-Name": self.name, "X-Prompt-Version": self.version,
-                "X-Prompt-Commit": self.commit, "X-Model": self.model}
+        """The `X-Prompt-*` / `X-Model` headers of every chat answer (`X-Prompt-Label` when a label chose)."""
+        headers = {"X-Prompt-Name": self.name, "X-Prompt-Version": self.version,
+                   "X-Prompt-Commit": self.commit, "X-Model": self.model}
+        if self.label is not None:
+            headers["X-Prompt-Label"] = self.label
+        return headers
 
     def describe(self) -> dict[str, Any]:
         """Which prompt version and model answered, for final events and JSON answers."""
         return {"prompt": self.name, "version": self.version, "commit": self.commit or None,
-                "approved": self.approved, "model": self.model}
+                "approved": self.approved, "label": self.label, "model": self.model}
 
 
 @dataclass
@@ -105,11 +110,14 @@ class Service:
         self.store = store
         self.client = client
         self.metrics = metrics
+        self.last_refresh: dict[str, Any] | None = None  # shown by GET /v1/store
+        self._refreshing = asyncio.Lock()
+        self._head_seen = store.head_commit()
 
     def resolve(self, ref: str, *, serve_drafts: bool | None = None) -> Resolved:
-        """Apply the serving rules: a bare name is the newest approved version (the newest
-        committed one with serve_drafts); explicit pins (`@N`, `@sha`, `@tag`, `@head`) serve
-        that version; `@draft` only with serve_drafts."""
+        """Apply the serving rules: a bare name is its `production` label's version, else the newest
+        approved one (the newest committed one with serve_drafts); `@LABEL` is that label's version;
+        explicit pins (`@N`, `@sha`, `@tag`, `@head`) serve that version; `@draft` only with serve_drafts."""
         drafts = self.settings.serve_drafts if serve_drafts is None else serve_drafts
         return self.store.resolve(ref, default="head" if drafts else "approved", serve_drafts=drafts)
 
@@ -119,17 +127,17 @@ class Service:
         prompt = resolved.prompt
         version = "draft" if resolved.version is None else str(resolved.version.number)
         return self.prepare_prompt(prompt, message, history, overrides, version=version,
-                                   commit=resolved.commit or "", approved=resolved.approved)
+                                   commit=resolved.commit or "", approved=resolved.approved, label=resolved.label)
 
     def prepare_prompt(self, prompt: Prompt, message: str | None, history: Sequence[Any] = (),
                        overrides: Mapping[str, Any] | None = None, *, version: str = "inline",
-                       commit: str = "", approved: bool = False) -> Prepared:
+                       commit: str = "", approved: bool = False, label: str | None = None) -> Prepared:
         """Render any valid prompt (the seed endpoint's inline prompts included)."""
         variables = {} if message is None else {"user": message}
         text = render(prompt, variables, to_turns(history))
         return Prepared(name=prompt.name, version=version, commit=commit,
                         model=prompt.model or self.settings.default_model, text=text,
-                        sampling=with_overrides(prompt, overrides or {}), approved=approved)
+                        sampling=with_overrides(prompt, overrides or {}), approved=approved, label=label)
 
     async def generate(self, prepared: Prepared, endpoint: str, stats: Stats) -> AsyncIterator[str]:
         """Stream text deltas from Triton, recording metrics when the stream ends, fails or is cancelled."""
@@ -149,12 +157,40 @@ class Service:
             raise
         finally:
             stats.latency_s = time.perf_counter() - stats.started
-            self.metrics.observe(prepared.name, prepared.version, endpoint, latency_s=stats.latency_s,
-                                 ttft_s=stats.ttft_s, tokens=stats.tokens, error=error)
+            self.metrics.observe(prepared.name, prepared.version, prepared.label or "", endpoint,
+                                 latency_s=stats.latency_s, ttft_s=stats.ttft_s, tokens=stats.tokens, error=error)
 
     async def complete(self, prepared: Prepared, endpoint: str, stats: Stats) -> str:
         """The whole answer (streamed internally, so time to first token is measured too)."""
         return "".join([delta async for delta in self.generate(prepared, endpoint, stats)])
+
+    async def refresh(self) -> tuple[bool, str | None]:
+        """Fetch the read-only clone (or re-read the repository served in place): (anything changed, head).
+
+        A clone reports a change when the fetch moved the branch or any approval tag (a label move
+        is a commit on the branch). The repository served in place is re-read on every request
+        anyway; refreshing it drops the caches and reports whether its branch moved since the last
+        refresh. Failures are recorded in `last_refresh` and raised.
+        """
+        async with self._refreshing:  # the periodic task and the webhook never fetch at once
+            try:
+                changed, head = await asyncio.to_thread(self._refresh)
+            except PromptOpsError as exc:
+                self.last_refresh = {"ok": False, "at": time.time(), "error": exc.message}
+                raise
+            self.last_refresh = {"ok": True, "at": time.time(), "changed": changed, "commit": head}
+            return changed, head
+
+    def _refresh(self) -> tuple[bool, str | None]:
+        if self.settings.read_only:
+            changed = remote.fetch(self.store.repo, self.settings.store_ref)
+            if changed:
+                self.store.refresh()
+            return changed, self.store.head_commit()
+        self.store.refresh()
+        head = self.store.head_commit()
+        changed, self._head_seen = head != self._head_seen, head
+        return changed, head
 
 
 try:  # orjson (a gradio dependency) encodes ~5x faster; the stdlib is the fallback

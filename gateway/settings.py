@@ -51,7 +51,9 @@ class GatewaySettings:
     triton_url: str = field(default_factory=lambda: _env("TRITON_URL", "localhost:8001"))
     default_model: str = field(default_factory=lambda: _env("MODEL", "smollm2-135m"))
     serve_drafts: bool = field(default_factory=lambda: _flag("SERVE_DRAFTS"))
-    admin_token: str | None = field(default_factory=lambda: _env("ADMIN_TOKEN") or None)
+    admin_token: str | None = field(default_factory=lambda: _env("ADMIN_TOKEN") or None, repr=False)
+    # GitHub push webhooks (POST /v1/store/refresh) are verified with this secret (X-Hub-Signature-256).
+    webhook_secret: str | None = field(default_factory=lambda: _env("WEBHOOK_SECRET") or None, repr=False)
     allow_approve: bool = field(default_factory=lambda: _flag("ALLOW_APPROVE", True))
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(1024 * 1024))))
     request_timeout_s: float = field(default_factory=lambda: float(_env("REQUEST_TIMEOUT_S", "60")))

@@ -16,6 +16,12 @@ def find_repo_root(start: Path | None = None) -> Path:
     return here
 
 
+def _config_dir() -> Path:
+    from promptops.users import config_dir
+
+    return config_dir()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where prompts live and where the model server is."""
@@ -28,6 +34,8 @@ class Settings:
     branch: str | None = field(default_factory=lambda: os.environ.get("PROMPTOPS_BRANCH") or None)
     # Approvals count only when their SSH signature verifies against the repository's allowed_signers.
     signed_approvals: bool = field(default_factory=lambda: os.environ.get("PROMPTOPS_APPROVALS", "") == "signed")
+    users_file: Path = field(default_factory=lambda: Path(os.environ["PROMPTOPS_USERS_FILE"])
+                             if os.environ.get("PROMPTOPS_USERS_FILE") else _config_dir() / "users.json")
     four_eyes: bool = field(default_factory=lambda: os.environ.get("PROMPTOPS_FOUR_EYES", "") in ("1", "true"))
 
     @property

@@ -67,11 +67,16 @@ class Workspace:
         return prompt
 
 
-def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over `path`."""
+def atomic_write(path: Path, data: bytes, *, exclusive: bool = False, mode: int | None = None) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over `path`.
+
+    `mode` (e.g. 0o600 for secrets) is set on the temp file before any byte is written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

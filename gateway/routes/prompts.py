@@ -1,4 +1,4 @@
-"""Prompts: list, show, versions, diff, render, save and approve.
+"""Prompts: list, show, versions, labels, diff, render, save, approve, promote and rollback.
 
 Sync handlers on purpose: the store runs git, so FastAPI runs these in its thread pool.
 """
@@ -12,13 +12,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import AdminDep, ServiceDep, SettingsDep
+from gateway.errors import label_refusals
 from gateway.serving import Service, to_turns
 from promptops import diff as prompt_diff
 from promptops.errors import Forbidden, RefError, VersionNotFound
 from promptops.names import check_name
 from promptops.refs import check_selector
 from promptops.render import render
-from promptops.store import Resolved, Version
+from promptops.store import LabelChange, Resolved, Version
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
 
@@ -57,6 +58,22 @@ class ApproveRequest(BaseModel):
     message: str | None = None
 
 
+class PromoteRequest(BaseModel):
+    """Point `label` at the version `ref` names (a selector: `3`, `staging`, `head`, a SHA; default: newest)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ref: str | None = Field(None, examples=["3", "staging"])
+    label: str = Field("production", examples=["production", "staging"])
+    message: str | None = None
+
+
+class RollbackRequest(BaseModel):
+    """Move `label` back to the version it pointed to before its last move."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field("production", examples=["production"])
+
+
 def _ref(name: str, ref: str | None) -> str:
     check_name(name)  # before any git access, whatever the selector
     if ref is None or ref == "":
@@ -77,42 +94,88 @@ def shown(resolved: Resolved) -> dict[str, Any]:
     except Exception as exc:  # a template that needs caller variables still shows, with the reason
         rendered = f"<cannot render without variables: {exc}>"
     return {"name": resolved.name, "version": _version(resolved.version), "draft": resolved.draft,
-            "commit": resolved.commit, "approved": resolved.approved, "document": resolved.prompt.document,
-            "text": resolved.prompt.to_json(), "rendered": rendered}
+            "commit": resolved.commit, "approved": resolved.approved, "label": resolved.label,
+            "document": resolved.prompt.document, "text": resolved.prompt.to_json(), "rendered": rendered}
 
 
 def list_prompts(service: Service) -> list[dict[str, Any]]:
-    """Every committed prompt: its newest approved version and its newest version."""
+    """Every committed prompt: its newest approved version, its newest version and its labels."""
     rows = []
     for status in service.store.status():
         if status.newest is None:
             continue  # only in the working tree: nothing the gateway could serve
         description = service.store.load(status.newest).description
         rows.append({"name": status.name, "description": description, "approved": _version(status.approved),
-                     "newest": _version(status.newest)})
+                     "newest": _version(status.newest),
+                     "labels": {label: v.number if v else None for label, v in status.labels.items()}})
     return rows
 
 
 @router.get("")
 def get_prompts(service: ServiceDep) -> dict[str, Any]:
-    """Every prompt with its newest approved version and its newest version."""
+    """Every prompt with its newest approved version, its newest version and its labels (label -> version)."""
     return {"prompts": list_prompts(service)}
 
 
 @router.get("/{name}")
 def get_prompt(name: str, service: ServiceDep, settings: SettingsDep,
-               ref: str | None = Query(None, description="3, head, approved, a commit SHA or a tag")) -> dict[str, Any]:
-    """One prompt: the newest approved version, or the version `ref` names."""
+               ref: str | None = Query(None, description="3, staging (a label), head, approved, a commit SHA "
+                                                         "or a tag")) -> dict[str, Any]:
+    """One prompt: the version its `production` label or else its newest approval names, or the version `ref` names."""
     return shown(service.resolve(_ref(name, ref), serve_drafts=settings.serve_drafts))
+
+
+def _versions(service: Service, name: str) -> list[Version]:
+    versions = service.store.versions(check_name(name))
+    if not versions:
+        service.store.resolve(f"{name}@head")  # raises PromptNotFound with the fix
+    return versions
 
 
 @router.get("/{name}/versions")
 def get_versions(name: str, service: ServiceDep) -> dict[str, Any]:
-    """Every version, oldest first, with its approval."""
-    versions = service.store.versions(check_name(name))
-    if not versions:
-        service.store.resolve(f"{name}@head")  # raises PromptNotFound with the fix
-    return {"name": name, "versions": [v.to_dict() for v in versions]}
+    """Every version, oldest first, with its approval and the labels pointing at it."""
+    return {"name": name, "versions": [v.to_dict() for v in _versions(service, name)]}
+
+
+@router.get("/{name}/labels")
+def get_labels(name: str, service: ServiceDep) -> dict[str, Any]:
+    """The prompt's labels: the version each points at, and each one's history (oldest move first)."""
+    _versions(service, name)
+    labels = service.store.labels()
+    return {"name": name, "protected": list(labels.protected), "labels": {
+        label: {"version": number, "protected": label in labels.protected,
+                "history": [{"commit": commit, "version": target}
+                            for commit, target in service.store.label_history(name, label)]}
+        for label, number in sorted(labels.of(name).items())}}
+
+
+def _moved(service: Service, change: LabelChange) -> dict[str, Any]:
+    version = service.store.versions(change.name)[change.new - 1]  # fresh: its labels include the moved one
+    return {"name": change.name, "label": change.label, "old": change.old, "new": change.new,
+            "version": version.to_dict(), "commit": change.commit, "path": change.path,
+            "message": change.describe()}
+
+
+@router.post("/{name}/promote")
+def post_promote(name: str, body: PromoteRequest, service: ServiceDep, settings: SettingsDep,
+                 _: AdminDep) -> dict[str, Any]:
+    """Point a label at a version, as a commit of the labels file; 409 when a protected label
+    (`production`) would point at an unapproved or revoked version."""
+    with label_refusals():
+        change = service.store.promote(_ref(name, body.ref), body.label, commit=True, message=body.message,
+                                       author=(settings.author_name, settings.author_email))
+    return _moved(service, change)
+
+
+@router.post("/{name}/rollback")
+def post_rollback(name: str, body: RollbackRequest, service: ServiceDep, settings: SettingsDep,
+                  _: AdminDep) -> dict[str, Any]:
+    """Move a label back to where it pointed before its last move (a commit); 409 when there is none."""
+    with label_refusals():
+        change = service.store.rollback(check_name(name), body.label, commit=True,
+                                        author=(settings.author_name, settings.author_email))
+    return _moved(service, change)
 
 
 @router.get("/{name}/diff")

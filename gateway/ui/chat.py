@@ -8,17 +8,18 @@ from typing import Any
 import gradio as gr
 
 from gateway.serving import Stats
-from gateway.ui.common import GetService, default_choice, describe_error, pin, prompt_names, version_choices
+from gateway.ui.common import GetService, describe_error, pin, preselect, prompt_names, resolved_notice, version_choices
 from promptops.errors import PromptOpsError
 
 Messages = list[dict[str, Any]]
 
 
-def footer(name: str, version: str, commit: str, model: str, stats: Stats) -> str:
-    """The line under each answer: which version and model served it."""
+def footer(name: str, version: str, commit: str, model: str, stats: Stats, label: str | None = None) -> str:
+    """The line under each answer: which version (and the label that chose it) and model served it."""
     short = commit[:7] if commit else "working tree"
+    via = f" ({label})" if label else ""
     ttft = f" · first token {stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else ""
-    return f"\n\n<sub>served {name}@{version} · {short} · {model}{ttft}</sub>"
+    return f"\n\n<sub>served {name}@{version}{via} · {short} · {model}{ttft}</sub>"
 
 
 def build_chat(get: GetService) -> dict[str, Any]:
@@ -26,7 +27,7 @@ def build_chat(get: GetService) -> dict[str, Any]:
     with gr.Row():
         prompt = gr.Dropdown(label="Prompt", choices=[], elem_id="chat-prompt", scale=1)
         version = gr.Dropdown(label="Version", choices=[], elem_id="chat-version", scale=2,
-                              info="approved first; drafts are served only when picked here")
+                              info="what the API serves first, then labels, approved versions and drafts")
     notice = gr.Markdown(elem_id="chat-notice")
     chatbot = gr.Chatbot(label="Chat", elem_id="chat-log", height=420, feedback_options=None)
     turns = gr.State([])  # what the model saw, without the UI's footers
@@ -36,10 +37,15 @@ def build_chat(get: GetService) -> dict[str, Any]:
         send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
     new_chat = gr.Button("New chat", elem_id="chat-new")
 
-    def on_prompt(name: str | None) -> Any:
-        choices = version_choices(get(), name) if name else []
-        value = default_choice(choices)
-        note = "" if value or not choices else "No approved version: pick a draft version explicitly."
+    def on_prompt(name: str | None) -> tuple[Any, str]:
+        if not name:
+            return gr.update(choices=[], value=None), ""
+        service = get()
+        try:
+            choices = version_choices(service, name)
+        except PromptOpsError as exc:
+            return gr.update(choices=[], value=None), describe_error(exc)
+        value, note = preselect(service, name, choices)
         return gr.update(choices=choices, value=value), note
 
     async def on_send(ref: str | None, text: str, history: Messages,
@@ -53,50 +59,60 @@ def build_chat(get: GetService) -> dict[str, Any]:
         service = get()
         shown = [*shown, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
         try:
-            prepared = service.prepare(service.resolve(ref), text, history)
+            resolved = service.resolve(ref)
+            prepared = service.prepare(resolved, text, history)
         except PromptOpsError as exc:
             shown[-1] = {"role": "assistant", "content": f"⚠️ {exc.message}"}
             yield shown, history, "", describe_error(exc)
             return
-        stats, answer = Stats(), ""
-        yield shown, history, "", ""
+        stats, answer, note = Stats(), "", resolved_notice(service, resolved)
+        yield shown, history, "", note
         try:
             async for delta in service.generate(prepared, "ui", stats):
                 answer += delta
                 shown[-1] = {"role": "assistant", "content": answer}
-                yield shown, history, "", ""
+                yield shown, history, "", note
         except PromptOpsError as exc:
             shown[-1] = {"role": "assistant", "content": f"{answer}\n\n⚠️ {exc.message}"}
             yield shown, history, "", describe_error(exc)
             return
-        shown[-1] = {"role": "assistant", "content": answer + footer(prepared.name, prepared.version,
-                                                                     prepared.commit, prepared.model, stats)}
+        shown[-1] = {"role": "assistant", "content": answer + footer(prepared.name, prepared.version, prepared.commit,
+                                                                     prepared.model, stats, resolved.label)}
         history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": answer}]
-        yield shown, history, "", ""
+        yield shown, history, "", note
 
-    def on_new() -> tuple[Messages, Messages, str]:
-        return [], [], ""
+    def on_version(ref: str | None) -> tuple[Messages, Messages, str]:
+        """A new version starts a new chat; say so when it is one the API would not serve."""
+        if not ref:
+            return [], [], ""
+        service = get()
+        try:
+            return [], [], resolved_notice(service, service.resolve(ref))
+        except PromptOpsError as exc:
+            return [], [], describe_error(exc)
 
     # `.input` (user changes only): the page-load pin must not be reset by its own update.
     prompt.input(on_prompt, prompt, [version, notice])
-    version.input(on_new, None, [chatbot, turns, notice])
+    version.input(on_version, version, [chatbot, turns, notice])
     for trigger in (message.submit, send.click):
         trigger(on_send, [version, message, turns, chatbot], [chatbot, turns, message, notice])
-    new_chat.click(on_new, None, [chatbot, turns, notice])
+    new_chat.click(on_version, version, [chatbot, turns, notice])
 
     def on_load(request: gr.Request) -> tuple[Any, Any, str]:
+        # The version value set here is what the first send uses (send reads the version dropdown).
         service = get()
         names = prompt_names(service)
         wanted = request.query_params.get("prompt") if request else None
-        if wanted:
-            try:
+        try:
+            if wanted:
                 name, value = pin(service, wanted)
                 return (gr.update(choices=names, value=name),
                         gr.update(choices=version_choices(service, name), value=value), f"Pinned to `{value}`.")
-            except PromptOpsError as exc:
-                return gr.update(choices=names, value=None), gr.update(choices=[], value=None), describe_error(exc)
-        first = names[0] if names else None
-        choices = version_choices(service, first) if first else []
-        return gr.update(choices=names, value=first), gr.update(choices=choices, value=default_choice(choices)), ""
+            first = names[0] if names else None
+            choices = version_choices(service, first) if first else []
+            value, note = preselect(service, first, choices) if first else (None, "")
+        except PromptOpsError as exc:
+            return gr.update(choices=names, value=None), gr.update(choices=[], value=None), describe_error(exc)
+        return gr.update(choices=names, value=first), gr.update(choices=choices, value=value), note
 
     return {"load": (on_load, [prompt, version, notice])}

@@ -1,7 +1,8 @@
-"""Prompt Creator / Editor tab: seed template or an existing version, live validation, save, approve.
+"""Prompt Creator / Editor tab: seed template or an existing version, live validation, save, approve, promote.
 
 Save is `store.save` (validate + git commit) with the commit the edit started from,
 so a save based on a replaced version is refused with the current version number.
+Promote is `store.promote(..., commit=True)`: the core checks every label rule.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from promptops.errors import PromptOpsError
 from promptops.prompt import SEED_TEMPLATE, dump_document
 from promptops.schema import check_bytes
 
-Base = dict[str, Any] | None  # {"commit": str, "number": int} of the version being edited; None for a new prompt
+# {"name": str, "commit": str, "number": int} of the version being edited; None for a new prompt
+Base = dict[str, Any] | None
+SUGGESTED_LABELS = ["production", "staging"]
 
 
 def validation_report(name: str, text: str) -> str:
@@ -57,6 +60,10 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
         save = gr.Button("Save (git commit)", variant="primary", interactive=writable, elem_id="edit-save")
         approve = gr.Button("Approve this version", visible=settings.allow_approve and writable,
                             elem_id="edit-approve")
+    with gr.Row(visible=writable):
+        label = gr.Dropdown(label="Label", choices=SUGGESTED_LABELS, value=None, allow_custom_value=True,
+                            elem_id="edit-label", info="pick one or type a new label", scale=2)
+        promote = gr.Button("Promote to label (git commit)", elem_id="edit-promote", scale=1)
     result = gr.Markdown("" if writable else "This gateway serves a read-only clone: edit in the source repository.",
                          elem_id="edit-result")
 
@@ -68,7 +75,7 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
         except PromptOpsError as exc:
             return gr.update(), gr.update(), None, "", describe_error(exc)
         assert resolved.version is not None
-        current = {"commit": resolved.version.commit, "number": resolved.version.number}
+        current = {"name": chosen, "commit": resolved.version.commit, "number": resolved.version.number}
         return chosen, resolved.prompt.to_json(), current, editing_label(chosen, current), ""
 
     def on_new(current_name: str) -> tuple[Any, ...]:
@@ -87,7 +94,7 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
             if getattr(exc, "current_version", None):
                 extra = f"\n\nRefused: version {exc.current_version} is current. Reload it, re-apply your edit, save."
             return current, describe_error(exc) + extra, gr.update()
-        saved = {"commit": version.commit, "number": version.number}
+        saved = {"name": prompt, "commit": version.commit, "number": version.number}
         text_out = f"✅ Saved **{prompt} v{version.number}** as commit `{version.short}`" + (
             " (already approved)" if version.approved else " — a draft until approved.")
         return saved, text_out, gr.update(choices=prompt_names(service), value=prompt)
@@ -106,6 +113,23 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
         return (f"✅ Approved **{prompt} v{version.number}** (tag `{version.tag}`)." if created
                 else f"{prompt} v{version.number} was already approved.")
 
+    def on_promote(current: Base, chosen: str | None, secret: str) -> str:
+        service = get()
+        if not current:
+            return "Save or open a version first: only committed versions can take a label."
+        prompt, number, wanted = current["name"], current["number"], (chosen or "").strip()
+        if not wanted:
+            return "Pick or type a label (e.g. production or staging)."
+        try:
+            check_admin(service.settings, f"Bearer {secret}" if secret else None)
+            if service.store.labels().target(prompt, wanted) == number:  # the core would commit an empty move
+                return f"{prompt}: {wanted} already points to v{number}."
+            change = service.store.promote(f"{prompt}@{number}", wanted, commit=True,
+                                           author=(service.settings.author_name, service.settings.author_email))
+        except PromptOpsError as exc:
+            return describe_error(exc)
+        return f"✅ {change.describe()}" + (f" (commit `{change.commit[:7]}`)." if change.commit else ".")
+
     existing.input(on_open, existing, [name, editor, base, state, result])
     new.click(on_new, name, [editor, base, state, result])
     editor.change(validation_report, [name, editor], report, trigger_mode="always_last", show_progress="hidden")
@@ -113,6 +137,7 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
     save.click(on_save, [name, editor, base, message, token], [base, result, existing]).then(
         editing_label, [name, base], state)
     approve.click(on_approve, [name, base, token], result)
+    promote.click(on_promote, [base, label, token], result)
 
     def on_load() -> Any:
         return gr.update(choices=prompt_names(get()), value=None)

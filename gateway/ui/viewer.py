@@ -1,4 +1,4 @@
-"""Prompt Viewer tab: the prompt list, a version's JSON and rendered template, history, diffs."""
+"""Prompt Viewer tab: the prompt list, a version's JSON and rendered template, history, labels, diffs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,29 @@ from gateway.ui.common import GetService, describe_error, prompt_names, version_
 from promptops import diff as prompt_diff
 from promptops.errors import PromptOpsError
 from promptops.render import render
+from promptops.store import PromptStore
 
-HISTORY_HEADERS = ["version", "approved", "commit", "author", "date", "message", "tag"]
+HISTORY_HEADERS = ["version", "approved", "labels", "commit", "author", "date", "message", "tag"]
+LABEL_HEADERS = ["label", "version", "commit", "date", "by"]
+
+
+def label_rows(store: PromptStore, name: str) -> list[list[Any]]:
+    """Every move of the prompt's labels (set now, or protected), newest first within each label."""
+    labels = store.labels()
+    names = sorted(set(labels.of(name)) | set(labels.protected), key=lambda label: (label not in labels.protected,
+                                                                                    label))
+    # Dates and authors from the store's cached first-parent history (the labels file's commits are on it).
+    snap, _ = store.history.at(store.head_commit())
+    where = snap.index()
+    rows = []
+    for label in names:
+        history = store.label_history(name, label)
+        while history and history[0][1] is None:  # before the label was first set: not a move
+            history.pop(0)
+        for commit, number in reversed(history):
+            _, author, _, date, _ = snap.commits[where[commit]] if commit in where else ("", "", "", "", "")
+            rows.append([label, f"v{number}" if number is not None else "(unset)", commit[:7], date, author])
+    return rows
 
 
 def build_viewer(get: GetService) -> dict[str, Any]:
@@ -26,6 +47,8 @@ def build_viewer(get: GetService) -> dict[str, Any]:
                               elem_id="view-rendered")
     history = gr.Dataframe(headers=HISTORY_HEADERS, label="Version history (approvals are git tags)",
                            interactive=False, elem_id="view-history", type="array", wrap=True)
+    moves = gr.Dataframe(headers=LABEL_HEADERS, label="Label history (each move is a commit to labels.json)",
+                         interactive=False, elem_id="view-labels", type="array", wrap=True)
     with gr.Row():
         old = gr.Dropdown(label="Diff from", choices=[], elem_id="diff-from")
         new = gr.Dropdown(label="Diff to", choices=[], elem_id="diff-to")
@@ -34,16 +57,22 @@ def build_viewer(get: GetService) -> dict[str, Any]:
 
     def on_prompt(name: str | None) -> tuple[Any, ...]:
         if not name:
-            return gr.update(choices=[], value=None), [], gr.update(choices=[]), gr.update(choices=[]), ""
+            return gr.update(choices=[], value=None), [], [], gr.update(choices=[]), gr.update(choices=[]), ""
         service = get()
-        versions = service.store.versions(name)
-        rows = [[v.number, "✓" if v.approved else "", v.short, v.author, v.date, v.message, v.tag or ""]
-                for v in reversed(versions)]
+        try:
+            versions = service.store.versions(name)
+            rows = [[v.number, "revoked" if v.revoked else "✓" if v.approved else "", ", ".join(v.labels), v.short,
+                     v.author, v.date, v.message, v.tag or ""] for v in reversed(versions)]
+            choices = [(label, value) for label, value in version_choices(service, name)
+                       if value.partition("@")[2].isdigit()]
+            labelled = label_rows(service.store, name)
+        except PromptOpsError as exc:
+            return gr.update(choices=[], value=None), [], [], gr.update(choices=[]), gr.update(choices=[]), \
+                describe_error(exc)
         numbers = [(f"v{v.number}", str(v.number)) for v in reversed(versions)]
-        choices = [(label, value) for label, value in version_choices(service, name) if "@" in value]
         newest = numbers[0][1] if numbers else None
         older = numbers[1][1] if len(numbers) > 1 else newest
-        return (gr.update(choices=choices, value=choices[0][1] if choices else None), rows,
+        return (gr.update(choices=choices, value=choices[0][1] if choices else None), rows, labelled,
                 gr.update(choices=numbers, value=older), gr.update(choices=numbers, value=newest), "")
 
     def on_version(ref: str | None) -> tuple[str, str, str]:
@@ -71,7 +100,7 @@ def build_viewer(get: GetService) -> dict[str, Any]:
         text = prompt_diff.to_text([result])
         return text if result.changed else f"{name} v{a} and v{b} are identical.", ""
 
-    prompt.change(on_prompt, prompt, [version, history, old, new, error])
+    prompt.change(on_prompt, prompt, [version, history, moves, old, new, error])
     version.change(on_version, version, [document, rendered, error])
     show.click(on_diff, [prompt, old, new], [diff, error])
 

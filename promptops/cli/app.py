@@ -41,7 +41,7 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 # Imported last: the command modules import `settings` from here. Each adds its commands to `app`.
-from promptops.cli import prompts, review, serve, serving, versions  # noqa: E402
+from promptops.cli import prompts, review, serve, serving, users, versions  # noqa: E402
 
-for _module in (prompts, versions, serving, review, serve):
+for _module in (prompts, versions, serving, review, serve, users):
     _module.register(app)

@@ -5,10 +5,12 @@ Chromium is Debian's (`bash scripts/setup-browser.sh`); never `playwright instal
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -42,29 +44,50 @@ def doc(system: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def ui(repo: Any, echo_server: triton.TritonConfig) -> Iterator[dict[str, Any]]:
-    """The gateway with its UI on a free port; prompts support v1 (approved) and v2 (draft)."""
+def serve(echo_server: triton.TritonConfig) -> Iterator[Callable[..., str]]:
+    """`serve(repo, **settings)`: the gateway with its UI for `repo` on a free port; returns its URL."""
     from gateway.app import create_app
     from gateway.server import ServerThread
     from gateway.settings import GatewaySettings
 
-    repo.commit({"prompts/support.json": doc("S1 ")}, "support v1")
-    repo.git("tag", "-a", "-m", "approve", "prompts/support/v1")
-    repo.commit({"prompts/support.json": doc("S2 ")}, "support v2")
-    settings = GatewaySettings(repo=repo.path, triton_url=echo_server.grpc_url, default_model="echo",
-                               admin_token=None, serve_drafts=False, store_url=None, allow_approve=True)
-    with ServerThread(create_app(settings)) as url:
-        yield {"url": url, "repo": repo}
+    with contextlib.ExitStack() as stack:
+        def start(repo: Any, **changes: Any) -> str:
+            settings = GatewaySettings(repo=repo.path, triton_url=echo_server.grpc_url, default_model="echo",
+                                       admin_token=None, serve_drafts=False, store_url=None, allow_approve=True)
+            return stack.enter_context(ServerThread(create_app(settings.with_(**changes))))
+
+        yield start
 
 
 @pytest.fixture
-def page(browser: Any, ui: dict[str, Any]) -> Iterator[Any]:
-    """A fresh page; fails the test on any request that leaves this machine."""
+def ui(repo: Any, serve: Callable[..., str]) -> dict[str, Any]:
+    """The gateway with its UI on a free port; prompts support v1 (approved) and v2 (draft)."""
+    repo.commit({"prompts/support.json": doc("S1 ")}, "support v1")
+    repo.git("tag", "-a", "-m", "approve", "prompts/support/v1")
+    repo.commit({"prompts/support.json": doc("S2 ")}, "support v2")
+    return {"url": serve(repo), "repo": repo}
+
+
+@pytest.fixture
+def labelled(ui: dict[str, Any]) -> dict[str, Any]:
+    """`ui` plus a labels file: support production -> v1, staging -> v2."""
+    ui["repo"].commit({"labels.json": {"protected": ["production"],
+                                       "labels": {"support": {"production": 1, "staging": 2}}}}, "labels")
+    return ui
+
+
+@pytest.fixture
+def page(browser: Any, serve: Callable[..., str]) -> Iterator[Any]:
+    """A fresh page; fails the test on any request that leaves this machine.
+
+    It depends on `serve` so that it closes before the gateways stop (open queue connections
+    would hold a stopping server for its graceful-shutdown timeout)."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     outside: list[str] = []
     page.on("request", lambda request: outside.append(request.url)
-            if not request.url.startswith((ui["url"], "data:", "blob:")) else None)
+            if not request.url.startswith(("data:", "blob:")) and urlsplit(request.url).hostname != "127.0.0.1"
+            else None)
     page.set_default_timeout(15_000)
     yield page
     context.close()

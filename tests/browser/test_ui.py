@@ -1,4 +1,4 @@
-"""The UI in a real browser: chat on a pinned version, URL pins, the editor, the viewer's diff."""
+"""The UI in a real browser: chat on a pinned version, URL pins, first run, labels, the editor, the viewer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+
+from promptops.store import PromptStore
 
 # Gradio's queue calls a pandas API that pandas 3 deprecates: not ours to fix.
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
@@ -35,7 +37,7 @@ def test_chat_streams_an_answer_from_a_chosen_version(page, ui, screenshot):
 
 def test_url_pins_the_version(page, ui):
     page.goto(ui["url"] + "/?prompt=support@1")
-    expect(page.locator("#chat-version input")).to_have_value(re.compile(r"^v1 ✓ approved"))
+    expect(page.locator("#chat-version input")).to_have_value(re.compile(r"^v1 · approved"))
     send(page, "pinned")
     expect(page.locator("#chat-log")).to_contain_text("served support@1")
     expect(page.locator("#chat-log")).to_contain_text("S1 pinned")
@@ -85,3 +87,64 @@ def test_viewer_shows_history_and_a_diff(page, ui, screenshot):
     expect(page.locator("#diff-output")).to_contain_text("+S2")
     expect(page.locator("#diff-output")).to_contain_text("-S1")
     screenshot(page, "viewer")
+
+
+def test_first_run_answers_on_the_newest_draft_with_no_clicks(page, repo, serve, make_prompt, screenshot):
+    repo.commit({"prompts/support.json": make_prompt(system="D1 ")}, "support v1")
+    page.goto(serve(repo) + "/")
+    expect(page.locator("#chat-notice")).to_contain_text("Chatting with draft v1 (not approved)")
+    page.locator("#chat-message textarea").fill("first question")
+    page.keyboard.press("Enter")
+    expect(page.locator("#chat-log")).to_contain_text("D1 first question")
+    expect(page.locator("#chat-log")).to_contain_text("served support@1")
+    expect(page.locator("#chat-notice")).to_contain_text("served only approved versions")
+    screenshot(page, "chat-first-run")
+
+
+def test_read_only_clone_never_preselects_a_draft(page, repo, serve, make_prompt, tmp_path_factory):
+    repo.commit({"prompts/support.json": make_prompt(system="D1 ")}, "support v1")
+    page.goto(serve(repo, store_url=str(repo.path), clone_dir=tmp_path_factory.mktemp("clone") / "c",
+                    refresh_s=0) + "/")
+    expect(page.locator("#chat-notice")).to_contain_text("pick a draft version explicitly")
+    expect(page.locator("#chat-version input")).to_have_value("")
+    send(page, "anyone?")
+    expect(page.locator("#chat-notice")).to_contain_text("Pick a prompt and a version first")
+
+
+def test_picker_shows_labels_and_a_label_pin_follows_it(page, labelled):
+    page.goto(labelled["url"] + "/")
+    expect(page.locator("#chat-version input")).to_have_value("production (v1)")
+    page.locator("#chat-version input").click()
+    expect(page.get_by_role("option", name=re.compile(r"^v1 · production · approved · "))).to_be_visible()
+    expect(page.get_by_role("option", name=re.compile(r"^v2 · staging · draft \(not approved\) · "))).to_be_visible()
+    page.goto(labelled["url"] + "/?prompt=support@staging")
+    expect(page.locator("#chat-version input")).to_have_value("staging (v2)")
+    send(page, "via label")
+    expect(page.locator("#chat-log")).to_contain_text("S2 via label")
+    expect(page.locator("#chat-log")).to_contain_text("served support@2 (staging)")
+
+
+def test_viewer_lists_label_history(page, labelled):
+    PromptStore(labelled["repo"].path).promote("support@1", "staging", commit=True, author=("Bo", "bo@example.com"))
+    page.goto(labelled["url"] + "/")
+    page.get_by_role("tab", name="Prompt Viewer").click()
+    table = page.locator("#view-labels")
+    expect(table).to_contain_text("production")
+    expect(table.get_by_role("row")).to_have_count(4)  # header; production v1; staging v1 (newest), v2
+    expect(table).to_contain_text("Bo")
+
+
+def test_editor_promotes_and_shows_a_refused_protected_label(page, ui, screenshot):
+    page.goto(ui["url"] + "/")
+    page.get_by_role("tab", name="Prompt Editor").click()
+    choose(page, "edit-open", "support")
+    expect(page.locator("#edit-state")).to_contain_text("from v2")
+    choose(page, "edit-label", "staging")
+    page.locator("#edit-promote").click()
+    expect(page.locator("#edit-result")).to_contain_text("support: staging (unset) -> v2")
+    assert PromptStore(ui["repo"].path).labels().of("support") == {"staging": 2}
+    choose(page, "edit-label", "production")
+    page.locator("#edit-promote").click()
+    expect(page.locator("#edit-result")).to_contain_text("production is a protected label")
+    screenshot(page, "editor-promote-refused")
+    assert PromptStore(ui["repo"].path).labels().of("support") == {"staging": 2}

@@ -22,6 +22,11 @@ def doc(system: str = "", **fields: Any) -> dict[str, Any]:
             "user": "", "template": "{system}{history}{user}", **fields}
 
 
+def labels(**support: int) -> dict[str, Any]:
+    """A labels.json document with `support`'s labels (production is protected)."""
+    return {"protected": ["production"], "labels": {"support": support}}
+
+
 @pytest.fixture
 def prompts(repo: Any) -> dict[str, str]:
     """support v1 (approved), support v2 (draft); fresh v1 (never approved). Returns the commit SHAs."""
@@ -33,6 +38,14 @@ def prompts(repo: Any) -> dict[str, str]:
 
 
 @pytest.fixture
+def labelled(repo: Any, prompts: dict[str, str]) -> dict[str, str]:
+    """`prompts`, with support v2 approved too and labels committed: production -> v1, staging -> v2."""
+    repo.git("tag", "-a", "-m", "approve", "prompts/support/v2", prompts["support@2"])
+    prompts["labels"] = repo.commit({"labels.json": labels(production=1, staging=2)}, "labels")
+    return prompts
+
+
+@pytest.fixture
 def make_client(repo: Any, prompts: dict[str, str], echo_server: triton.TritonConfig
                 ) -> Iterator[Callable[..., TestClient]]:
     """`make_client(**settings)`: a TestClient of a fresh app (lifespan running) on the test repo."""
@@ -41,7 +54,7 @@ def make_client(repo: Any, prompts: dict[str, str], echo_server: triton.TritonCo
     def make(**changes: Any) -> TestClient:
         settings = GatewaySettings(repo=repo.path, triton_url=echo_server.grpc_url, default_model="echo",
                                    admin_token=None, host="127.0.0.1", serve_drafts=False, allow_approve=True,
-                                   store_url=None).with_(**changes)
+                                   store_url=None, webhook_secret=None).with_(**changes)
         client = TestClient(create_app(settings, ui=False))
         clients.append(client.__enter__())
         return client
@@ -55,3 +68,15 @@ def make_client(repo: Any, prompts: dict[str, str], echo_server: triton.TritonCo
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     """The default app: loopback, no admin token, drafts not served."""
     return make_client()
+
+
+@pytest.fixture
+def make_clone(make_client: Callable[..., TestClient], repo: Any,
+               tmp_path_factory: pytest.TempPathFactory) -> Callable[..., TestClient]:
+    """`make_clone(**settings)`: a gateway serving a read-only clone of the test repo, cloned when called;
+    no periodic refresh unless `refresh_s` is given. The clone lives outside the repo's working tree."""
+    def make(**changes: Any) -> TestClient:
+        return make_client(**{"store_url": str(repo.path), "refresh_s": 0,
+                              "clone_dir": tmp_path_factory.mktemp("clone") / "clone", **changes})
+
+    return make

@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus counters and histograms by prompt and version, one registry per app."""
+"""GET /metrics: Prometheus counters and histograms by prompt, version and label, one registry per app."""
 
 from __future__ import annotations
 
@@ -37,3 +37,11 @@ def test_each_app_has_its_own_registry(make_client):
     first, second = make_client(), make_client()
     first.post("/v1/chat", json={"prompt": "support", "message": "x"})
     assert re.search(r'promptops_requests_total\{.*prompt="support"', second.get("/metrics").text) is None
+
+
+def test_series_carry_the_release_label(labelled, client):
+    for ref in ("support", "support@staging", "support@2"):
+        client.post("/v1/chat", json={"prompt": ref, "message": "x"})
+    text = client.get("/metrics").text
+    for version, label in (("1", "production"), ("2", "staging"), ("2", "")):
+        assert sample(text, "promptops_requests_total", prompt="support", version=version, label=label) == 1

@@ -9,6 +9,7 @@ def test_list_shows_newest_approved_and_newest(client):
     rows = {p["name"]: p for p in client.get("/v1/prompts").json()["prompts"]}
     assert (rows["support"]["approved"]["version"], rows["support"]["newest"]["version"]) == (1, 2)
     assert (rows["fresh"]["approved"], rows["fresh"]["newest"]["version"]) == (None, 1)
+    assert rows["support"]["labels"] == {}  # no labels.json
 
 
 @pytest.mark.parametrize("query, version, system", [("", 1, "S1 "), ("?ref=2", 2, "S2 "), ("?ref=head", 2, "S2 ")])
@@ -38,6 +39,8 @@ def test_render_with_variables_and_history(client):
 
 @pytest.mark.parametrize("path, status, kind", [
     ("/v1/prompts/nope", 404, "prompt_not_found"),
+    ("/v1/prompts/nope/labels", 404, "prompt_not_found"),
+    ("/v1/prompts/support?ref=staging", 404, "version_not_found"),  # no such label, tag or branch
     ("/v1/prompts/support?ref=9", 404, "version_not_found"),
     ("/v1/prompts/fresh", 404, "not_approved"),
     ("/v1/prompts/Bad_Name", 400, "invalid_name"),
