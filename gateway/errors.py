@@ -7,10 +7,9 @@ conflicts). Routes raise core exceptions; nothing else picks a status code.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,20 +30,12 @@ class Unauthorized(e.PromptOpsError):
     """A webhook delivery without a valid `X-Hub-Signature-256` (and no valid admin token)."""
 
 
-class ProtectedLabel(e.NotApproved):
-    """A protected label cannot take that version (not approved, or its approval was revoked)."""
-
-
-class LabelRefused(e.StoreError):
-    """A label move the store refused (nothing to roll back, uncommitted labels file, ...)."""
-
-
 # Most specific first: the first isinstance match wins.
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PayloadTooLarge, 413),
     (Unauthorized, 401),
-    (ProtectedLabel, 409),
-    (LabelRefused, 409),
+    (e.ProtectedLabel, 409),
+    (e.Refused, 409),
     (e.NotApproved, 404),
     (e.VersionNotFound, 404),
     (e.PromptNotFound, 404),
@@ -73,24 +64,6 @@ def status_of(exc: Exception) -> int:
 def type_of(exc: Exception) -> str:
     """`NotApproved` -> `not_approved`: the stable machine-readable error type."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
-
-
-@contextlib.contextmanager
-def label_refusals() -> Iterator[None]:
-    """Promote and rollback: the core's refusals as 409 `protected_label` / `label_refused`.
-
-    The core raises NotApproved (404 when serving) for a protected label on an unapproved version
-    and a plain StoreError (500: git failed) for "nothing to roll back" or an uncommitted labels
-    file; for a label move both mean "not in this state", so they get their own types here.
-    """
-    try:
-        yield
-    except e.NotApproved as exc:
-        raise ProtectedLabel(exc.message, fix=exc.fix) from exc
-    except e.StoreError as exc:
-        if type(exc) is not e.StoreError:  # Conflict (the branch moved) keeps its 409 and its fields
-            raise
-        raise LabelRefused(exc.message, fix=exc.fix) from exc
 
 
 def error_body(exc: Exception) -> dict[str, Any]:

@@ -102,6 +102,18 @@ class Conflict(StoreError):
         self.current_commit = current_commit
 
 
+class ProtectedLabel(NotApproved):
+    """A protected label cannot take that version (not approved, or its approval was revoked)."""
+
+
+class Refused(PromptOpsError):
+    """The action is not possible in the current state (nothing to roll back, a revoked approval, ...)."""
+
+
+class LabelRefused(Refused):
+    """A label move the store refused (nothing to roll back, an uncommitted labels file, ...)."""
+
+
 class Forbidden(PromptOpsError):
     """The action is not allowed by the server's settings."""
 

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import AdminDep, ServiceDep, SettingsDep
-from gateway.errors import label_refusals
 from gateway.serving import Service, to_turns
 from promptops import diff as prompt_diff
 from promptops.errors import Forbidden, RefError, VersionNotFound
@@ -162,9 +161,8 @@ def post_promote(name: str, body: PromoteRequest, service: ServiceDep, settings:
                  _: AdminDep) -> dict[str, Any]:
     """Point a label at a version, as a commit of the labels file; 409 when a protected label
     (`production`) would point at an unapproved or revoked version."""
-    with label_refusals():
-        change = service.store.promote(_ref(name, body.ref), body.label, commit=True, message=body.message,
-                                       author=(settings.author_name, settings.author_email))
+    change = service.store.promote(_ref(name, body.ref), body.label, commit=True, message=body.message,
+                                   author=(settings.author_name, settings.author_email))
     return _moved(service, change)
 
 
@@ -172,9 +170,8 @@ def post_promote(name: str, body: PromoteRequest, service: ServiceDep, settings:
 def post_rollback(name: str, body: RollbackRequest, service: ServiceDep, settings: SettingsDep,
                   _: AdminDep) -> dict[str, Any]:
     """Move a label back to where it pointed before its last move (a commit); 409 when there is none."""
-    with label_refusals():
-        change = service.store.rollback(check_name(name), body.label, commit=True,
-                                        author=(settings.author_name, settings.author_email))
+    change = service.store.rollback(check_name(name), body.label, commit=True,
+                                    author=(settings.author_name, settings.author_email))
     return _moved(service, change)
 
 

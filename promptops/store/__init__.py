@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptops.errors import Conflict, Problem, PromptInvalid, StoreError, VersionNotFound
+from promptops.errors import Conflict, Problem, PromptInvalid, Refused, StoreError, VersionNotFound
 from promptops.names import check_name
 from promptops.prompt import Prompt
 from promptops.schema import encode_text, load_prompt_bytes
@@ -291,12 +291,12 @@ class PromptStore:
             head = self.history.head()
             target = self._pick(name, version, head)
             if target.revoked:
-                raise StoreError(f"the approval of {name} v{target.number} was revoked",
+                raise Refused(f"the approval of {name} v{target.number} was revoked",
                                  fix="a revocation is final: commit a fixed version and approve that")
             if target.approved:
                 return target, False
             if target.tag is not None and self.signed_approvals:
-                raise StoreError(f"{target.tag} exists but its signature does not verify "
+                raise Refused(f"{target.tag} exists but its signature does not verify "
                                  f"({self.signature(target)}) against {self.signers_relpath}",
                                  fix=f"re-sign it: `git tag -d {target.tag}` then `promptops approve {name} "
                                      f"--version {target.number} --sign` with a key listed in {self.signers_relpath}")
@@ -314,7 +314,7 @@ class PromptStore:
             target = self._pick(name, version, head)
             if not target.approved:
                 state = "was already revoked" if target.revoked else "is not approved"
-                raise StoreError(f"{name} v{target.number} {state}", fix=f"see `promptops log {name}`")
+                raise Refused(f"{name} v{target.number} {state}", fix=f"see `promptops log {name}`")
             self.approvals.revoke(target, reason, actor)
             self.refresh()
             return self.versions_at(name, head)[target.number - 1]
@@ -325,7 +325,7 @@ class PromptStore:
         except FileNotFoundError:
             data = None
         if data is None or blob_sha(data, len(newest.blob)) != newest.blob:
-            raise StoreError(f"prompt {name} has uncommitted changes",
+            raise Refused(f"prompt {name} has uncommitted changes",
                              fix=f"commit {self.relpath(name)} first, or approve a committed version with --version N")
 
     # -- status -------------------------------------------------------------------------------------

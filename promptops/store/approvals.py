@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from promptops.errors import Forbidden, StoreError
+from promptops.errors import Forbidden, PromptOpsError, StoreError
 from promptops.store.git import Git, last_line
 from promptops.store.history import stat_key
 from promptops.store.model import Version
@@ -177,7 +177,7 @@ class Approvals:
     def revoke(self, version: Version, reason: str, actor: tuple[str, str] | None = None) -> None:
         """Create the revocation tag of `version`: from then on it is not approved anywhere."""
         if not reason.strip():
-            raise StoreError("a revocation needs a reason", fix="say why with -m/--message")
+            raise PromptOpsError("a revocation needs a reason", fix="say why with -m/--message")
         who, email = actor or self.git.identity("the revocation")
         body = (f"Revoke approval of prompt {version.name} v{version.number}\n\n{reason.strip()}\n\n"
                 f"Revoked-by: {who} <{email}>\nRevoked-at: {now_iso()}\nPrompt: {version.name}\n"

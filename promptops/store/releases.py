@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promptops.errors import NotApproved, RefError, StoreError
+from promptops.errors import LabelRefused, ProtectedLabel, RefError
 from promptops.store.git import Git
 from promptops.store.labels import LABEL_RULE, Labels, is_label, parse
 from promptops.store.model import Version
@@ -96,7 +96,7 @@ def promote(store: PromptStore, ref: str, label: str, *, commit: bool, author: t
             if _on_checkout(store):
                 working = _working(store)[0]
                 if (working.prompts, working.protected) != (committed.prompts, committed.protected):
-                    raise StoreError(f"{store.labels_relpath} has uncommitted changes",
+                    raise LabelRefused(f"{store.labels_relpath} has uncommitted changes",
                                      fix="commit or discard them first, or promote without --commit")
         else:
             current = _working(store)[0]
@@ -104,7 +104,7 @@ def promote(store: PromptStore, ref: str, label: str, *, commit: bool, author: t
             fresh = store.versions_at(version.name, head)[version.number - 1]
             if not fresh.approved:
                 state = "its approval was revoked" if fresh.revoked else "it is not approved"
-                raise NotApproved(f"{label} is a protected label and {version.name} v{version.number} cannot "
+                raise ProtectedLabel(f"{label} is a protected label and {version.name} v{version.number} cannot "
                                   f"take it: {state}",
                                   fix=f"approve it first (`promptops approve {version.name} --version "
                                       f"{version.number}`) or promote an approved version")
@@ -150,14 +150,14 @@ def rollback(store: PromptStore, name: str, label: str = "production", *, commit
     committed = moves[-1][1] if moves else None
     current = committed if commit else _working(store)[0].target(name, label)
     if current is None:
-        raise StoreError(f"prompt '{name}' has no {label} label to roll back",
+        raise LabelRefused(f"prompt '{name}' has no {label} label to roll back",
                          fix=f"set one with `promptops promote {name}@N {label}`")
     if current != committed:
         target = committed
     else:
         target = moves[-2][1] if len(moves) >= 2 else None
     if target is None:
-        raise StoreError(f"{label} of '{name}' has no earlier version in the history of {store.labels_relpath}",
+        raise LabelRefused(f"{label} of '{name}' has no earlier version in the history of {store.labels_relpath}",
                          fix=f"promote a version explicitly: `promptops promote {name}@N {label}`")
     return promote(store, f"{name}@{target}", label, commit=commit, author=author,
                    message=f"Roll back {name} {label} to v{target}")

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from promptops.errors import Conflict, StoreError
+from promptops.errors import Conflict, PromptOpsError
 from promptops.store.git import Git
 
 
@@ -19,7 +19,7 @@ def check_identity(name: str, email: str) -> None:
     """Refuse author names and addresses git would misparse."""
     for label, value in (("author name", name), ("author email", email)):
         if not value or any(c in value for c in "<>\n\r\0"):
-            raise StoreError(f"invalid {label} {value!r}", fix="use a plain name and an address like a@b.org")
+            raise PromptOpsError(f"invalid {label} {value!r}", fix="use a plain name and an address like a@b.org")
 
 
 def commit_file(git: Git, gitdir: str, ref: str, relpath: str, data: bytes, parent: str | None, *,

@@ -17,6 +17,7 @@ from promptops.errors import (
     PromptInvalid,
     PromptNotFound,
     RefError,
+    Refused,
     StoreError,
     VersionNotFound,
 )
@@ -210,7 +211,7 @@ def test_approve_writes_an_annotated_tag(three: GitRepo) -> None:
 def test_approve_refuses_a_dirty_draft_but_takes_an_explicit_version(three: GitRepo) -> None:
     three.write({A: doc("edited")})
     store = PromptStore(three.path)
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(Refused) as caught:
         store.approve("a")
     assert (caught.value.message, caught.value.fix) == (
         "prompt a has uncommitted changes", "commit prompts/a.json first, or approve a committed version with --version N")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from promptops.errors import NotApproved, PromptInvalid, RefError, StoreError
+from promptops.errors import NotApproved, PromptInvalid, RefError, Refused
 from promptops.store import PromptStore
 from promptops.store.labels import check_policy, parse
 from tests.conftest import GitRepo, prompt_doc
@@ -65,7 +65,7 @@ def test_revocation_unapproves_everywhere(released: GitRepo) -> None:
         "Revoke approval of prompt a v1"
     with pytest.raises(NotApproved, match="protected label production of 'a' points to v1, but its approval was revoked"):
         store.resolve("a")
-    with pytest.raises(StoreError, match="the approval of a v1 was revoked"):
+    with pytest.raises(Refused, match="the approval of a v1 was revoked"):
         store.approve("a", 1)
     assert store.resolve("a@approved").version.number == 3
 
