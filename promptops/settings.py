@@ -1,19 +1,28 @@
-"""Settings shared by every edge, read from arguments or `PROMPTOPS_*` environment variables."""
+"""The one settings model: every `PROMPTOPS_*` variable, its type and default, declared once.
+
+`Settings` (core: repository, model server, approval policy) and
+`gateway.settings.GatewaySettings` (its subclass: the server) are frozen dataclasses, so a
+value can be built directly in code and tests. :func:`from_env` fills them from the
+environment through pydantic-settings (``promptops.settings_env``), which checks each value
+and names the variable and the accepted forms when one is wrong (``PROMPTOPS_REFRESH='5min'
+is not a duration: use 30, 30s, 5m, 1h or 250ms``).
+
+Speed: importing pydantic-settings costs ~130 ms, more than a whole `promptops log`; when
+no variable of the model is set there is nothing to parse, so :func:`from_env` returns the
+declared defaults without importing it.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
+from promptops.workspace import find_repo_root
 
-def find_repo_root(start: Path | None = None) -> Path:
-    """The git toplevel above `start` (no git subprocess: this runs on every command)."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return here
+ENV_PREFIX = "PROMPTOPS_"
+Duration = Annotated[float, "duration"]  # seconds; written 30, 30s, 5m, 1h or 250ms
 
 
 def _config_dir() -> Path:
@@ -22,22 +31,57 @@ def _config_dir() -> Path:
     return config_dir()
 
 
+def env(name: str, **kwargs: Any) -> Any:
+    """A field read from `PROMPTOPS_<name>` (default: the field name in upper case)."""
+    return field(metadata={"env": name}, **kwargs)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where prompts live and where the model server is."""
+    """Where prompts live, which model server and model to use, and the approval policy."""
 
-    repo: Path = field(default_factory=lambda: Path(os.environ["PROMPTOPS_REPO"]) if os.environ.get("PROMPTOPS_REPO")
-                       else find_repo_root())
-    prompts_dir: str = field(default_factory=lambda: os.environ.get("PROMPTOPS_PROMPTS_DIR", "prompts"))
-    triton_url: str | None = field(default_factory=lambda: os.environ.get("PROMPTOPS_TRITON_URL") or None)
-    default_model: str = field(default_factory=lambda: os.environ.get("PROMPTOPS_MODEL", "smollm2-135m"))
-    branch: str | None = field(default_factory=lambda: os.environ.get("PROMPTOPS_BRANCH") or None)
-    # Approvals count only when their SSH signature verifies against the repository's allowed_signers.
-    signed_approvals: bool = field(default_factory=lambda: os.environ.get("PROMPTOPS_APPROVALS", "") == "signed")
-    users_file: Path = field(default_factory=lambda: Path(os.environ["PROMPTOPS_USERS_FILE"])
-                             if os.environ.get("PROMPTOPS_USERS_FILE") else _config_dir() / "users.json")
-    four_eyes: bool = field(default_factory=lambda: os.environ.get("PROMPTOPS_FOUR_EYES", "") in ("1", "true"))
+    repo: Path = field(default_factory=find_repo_root)
+    prompts_dir: str = "prompts"
+    branch: str | None = None
+    triton_url: str | None = None  # None: the local Triton that `promptops triton up` starts
+    default_model: str = env("MODEL", default="smollm2-135m")
+    # "signed": an approval counts only when its SSH signature verifies against allowed_signers.
+    approvals: Literal["any", "signed"] = "any"
+    four_eyes: bool = False  # the author of a version may not approve it
+    users_file: Path = field(default_factory=lambda: _config_dir() / "users.json")
+
+    @property
+    def signed_approvals(self) -> bool:
+        return self.approvals == "signed"
 
     @property
     def prompts_path(self) -> Path:
         return self.repo / self.prompts_dir
+
+    def with_(self: S, **changes: Any) -> S:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def env_name(item: Any) -> str:
+    """The environment variable of a dataclass field."""
+    return ENV_PREFIX + item.metadata.get("env", item.name.upper())
+
+
+def from_env(cls: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
+    """Settings from `PROMPTOPS_*` variables; `overrides` (command-line options) win over them.
+
+    Raises PromptOpsError naming every bad variable and its accepted forms.
+    """
+    present = {item.name for item in fields(cls) if env_name(item) in os.environ and item.name not in overrides}
+    if not present:
+        return cls(**overrides)
+    from promptops.settings_env import parse
+
+    return parse(cls, overrides)
+
+
+__all__ = ["Duration", "Settings", "env", "env_name", "find_repo_root", "from_env"]

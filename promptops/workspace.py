@@ -14,6 +14,15 @@ from promptops.prompt import SEED_TEMPLATE, Prompt, dump_document
 from promptops.schema import check_bytes, encode_text, load_prompt_bytes
 
 
+def find_repo_root(start: Path | None = None) -> Path:
+    """The git toplevel above `start` (no git subprocess: this runs on every command)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return here
+
+
 class Workspace:
     """Prompt files under `<repo>/<prompts_dir>`; names are checked before any path is built."""
 

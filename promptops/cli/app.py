@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from promptops.settings import Settings
+from promptops.settings import Settings, from_env
 
 app = typer.Typer(
     name="promptops",
@@ -28,16 +28,30 @@ def configure(
     triton_url: Annotated[Optional[str], typer.Option("--triton-url", envvar="PROMPTOPS_TRITON_URL", help="gRPC address of an external Triton (default: the local one).")] = None,
 ) -> None:
     """Prompts as code: validate, version, approve, test and serve LLM prompts kept in git."""
-    base = Settings()
-    ctx.obj = Settings(repo=repo.resolve() if repo else base.repo, prompts_dir=prompts_dir,
-                       triton_url=triton_url or base.triton_url, default_model=base.default_model,
-                       branch=base.branch)
+    # Only the options: the settings are read on first use (see `settings`), so `validate` and
+    # `log` do not pay for parsing the environment when nothing is configured.
+    ctx.obj = {"repo": repo.resolve() if repo else None, "prompts_dir": prompts_dir, "triton_url": triton_url}
+
+
+def workspace_paths(ctx: typer.Context) -> tuple[Path, str]:
+    """(repository, prompts directory) from the global options alone: what file-only commands need."""
+    from promptops.workspace import find_repo_root
+
+    obj = ctx.find_root().obj
+    if isinstance(obj, Settings):
+        return obj.repo, obj.prompts_dir
+    options = obj or {}
+    return options.get("repo") or find_repo_root(), options.get("prompts_dir") or "prompts"
 
 
 def settings(ctx: typer.Context) -> Settings:
-    """The settings the global options built."""
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, Settings) else Settings()
+    """The settings: `PROMPTOPS_*` variables with the global options on top (built once per command)."""
+    root = ctx.find_root()
+    if isinstance(root.obj, Settings):
+        return root.obj
+    options = {k: v for k, v in (root.obj or {}).items() if v is not None}
+    root.obj = from_env(Settings, **options)
+    return root.obj
 
 
 # Imported last: the command modules import `settings` from here. Each adds its commands to `app`.

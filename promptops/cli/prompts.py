@@ -18,11 +18,10 @@ from promptops.errors import Problem, PromptInvalid, PromptOpsError, TemplateErr
 
 
 def _workspace(ctx: typer.Context) -> Any:
-    from promptops.cli.app import settings
+    from promptops.cli.app import workspace_paths
     from promptops.workspace import Workspace
 
-    s = settings(ctx)
-    return Workspace(s.repo, s.prompts_dir)
+    return Workspace(*workspace_paths(ctx))
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:

@@ -94,10 +94,19 @@ def _start_triton(config: Any, stop: StopSignals) -> bool:
 def _gateway_settings(ctx: typer.Context, **changes: Any) -> Any:
     from gateway.settings import GatewaySettings
     from promptops.cli.app import settings
+    from promptops.settings import from_env
 
     core = settings(ctx)
-    return GatewaySettings(repo=core.repo, prompts_dir=core.prompts_dir, branch=core.branch,
-                           default_model=core.default_model).with_(**changes)
+    return from_env(GatewaySettings, repo=core.repo, prompts_dir=core.prompts_dir, **changes)
+
+
+def _duration(text: str) -> float:
+    from promptops.settings_env import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise typer.BadParameter("use 30, 30s, 5m, 1h or 250ms (0 = never)", param_hint="--refresh") from None
 
 
 def serve(ctx: typer.Context,
@@ -110,7 +119,7 @@ def serve(ctx: typer.Context,
           refresh: Annotated[str, typer.Option("--refresh", help="Fetch --store this often (30s, 5m; 0 = never).")] = "30s",
           ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Mount the Gradio UI at /.")] = True) -> int:
     """Serve prompts: Triton + the HTTP/OpenAI gateway + the UI on http://127.0.0.1:7070."""
-    from gateway.settings import is_loopback, parse_duration
+    from gateway.settings import is_loopback
     from promptops import triton
     from promptops.cli.app import settings as core_settings
 
@@ -123,7 +132,7 @@ def serve(ctx: typer.Context,
                 started = config if _start_triton(config, stop) else None
                 url = config.grpc_url
             settings = _gateway_settings(ctx, host=host, port=port, triton_url=url, serve_drafts=serve_drafts,
-                                         store_url=store, store_ref=ref, refresh_s=parse_duration(refresh), ui=ui)
+                                         store_url=store, store_ref=ref, refresh_s=_duration(refresh), ui=ui)
             if not is_loopback(host) and settings.admin_token is None:
                 echo(f"Listening on {host}: saving and approving are disabled until PROMPTOPS_ADMIN_TOKEN is set.",
                      err=True)
