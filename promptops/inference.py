@@ -11,6 +11,12 @@ stream_infer`, because that method cannot ask for the empty final response: a
 model that ends a stream with a bare "final" flag (NVIDIA's vLLM backend does
 on cancellation) would otherwise leave the client waiting until its timeout.
 
+`stream`/`generate` give text only. `stream_events`/`complete` also set the contract's
+`return_*` inputs and give a final `Completion`: the model's own token counts, finish
+reason and (asked with `logprobs=True`) log probabilities. Streamed responses carry
+deltas of `num_output_tokens` and `logprobs` (NVIDIA's vLLM backend semantics); the
+client sums them.
+
 Imports of grpc/tritonclient happen inside functions so `import promptops` stays fast.
 """
 
@@ -18,12 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import struct
 import threading
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from promptops import sampling as contract
 from promptops.errors import (
     InferenceError,
     InferenceTimeout,
@@ -36,6 +46,25 @@ T = TypeVar("T")
 
 DEFAULT_URL = "localhost:8001"
 START_HINT = "start it with `promptops up` (or check PROMPTOPS_TRITON_URL)"
+# What stream_events/complete ask for; logprobs=True adds return_logprobs and return_cumulative_logprob.
+USAGE_FLAGS = ("return_finish_reason", "return_num_input_tokens", "return_num_output_tokens")
+LOGPROB_FLAGS = ("return_logprobs", "return_cumulative_logprob")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished answer as the model reported it (counts are the model's tokeniser's, never estimated)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None  # "stop", "length", "abort", ... ; None if the model never said
+    logprobs: list[dict[str, Any]] | None = None  # per generated token: {token id: {logprob, rank, decoded_token}}
+    cumulative_logprob: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 def _bytes_tensor(value: bytes) -> bytes:
@@ -56,16 +85,25 @@ def _decode_bytes_tensor(raw: bytes) -> str:
 
 def build_request(model: str, prompt: str, sampling: Mapping[str, Any] | None, *,
                   stream: bool = True, exclude_input: bool = True,
-                  request_id: str | None = None) -> Any:
-    """A `ModelInferRequest` following the vLLM backend's tensor contract."""
+                  request_id: str | None = None, returns: Iterable[str] = ()) -> Any:
+    """A `ModelInferRequest` following the vLLM backend's tensor contract.
+
+    `returns` names `return_*` flags (promptops.sampling.RETURN_FLAGS) to set; their outputs are asked for.
+    """
     from tritonclient.grpc import service_pb2
 
+    returns = tuple(returns)
+    for flag in returns:
+        if flag not in contract.RETURN_FLAGS:
+            raise ValueError(f"unknown return flag {flag!r}")
     request = service_pb2.ModelInferRequest(model_name=model, id=request_id or uuid.uuid4().hex)
+    params = json.dumps(contract.normalise(sampling)).encode()
     tensors = [
         ("text_input", "BYTES", _bytes_tensor(prompt.encode("utf-8"))),
         ("stream", "BOOL", b"\x01" if stream else b"\x00"),
-        ("sampling_parameters", "BYTES", _bytes_tensor(json.dumps(dict(sampling or {})).encode())),
+        ("sampling_parameters", "BYTES", _bytes_tensor(params)),
         ("exclude_input_in_output", "BOOL", b"\x01" if exclude_input else b"\x00"),
+        *((flag, "BOOL", b"\x01") for flag in returns),
     ]
     for name, datatype, raw in tensors:
         tensor = request.inputs.add()
@@ -73,6 +111,8 @@ def build_request(model: str, prompt: str, sampling: Mapping[str, Any] | None, *
         tensor.shape.append(1)
         request.raw_input_contents.append(raw)
     request.outputs.add().name = "text_output"
+    for flag in returns:
+        request.outputs.add().name = flag.removeprefix("return_")
     # Lets a stream that ends with a bare final flag still tell the client it is over.
     request.parameters["triton_enable_empty_final_response"].bool_param = True
     return request
@@ -86,6 +126,57 @@ def _response_text(infer_response: Any) -> str:
             return _decode_bytes_tensor(infer_response.raw_output_contents[index])
         return "".join(b.decode("utf-8", errors="replace") for b in output.contents.bytes_contents)
     return ""
+
+
+def _outputs(infer_response: Any) -> dict[str, tuple[str, bytes]]:
+    """Every output of a response as name -> (datatype, raw bytes)."""
+    raw = infer_response.raw_output_contents
+    return {output.name: (output.datatype, raw[index] if index < len(raw) else b"")
+            for index, output in enumerate(infer_response.outputs)}
+
+
+class _Tally:
+    """Adds up the extra outputs of one request's responses into a Completion."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.finish_reason: str | None = None
+        self.logprobs: list[dict[str, Any]] | None = None
+        self.cumulative_logprob: float | None = None
+
+    def add(self, infer_response: Any, text: str) -> None:
+        self.text.append(text)
+        outputs = _outputs(infer_response)
+        if "num_input_tokens" in outputs:  # a total, sent with every response
+            self.prompt_tokens = _first_number(*outputs["num_input_tokens"])
+        if "num_output_tokens" in outputs:  # a delta per streamed response
+            self.completion_tokens = (self.completion_tokens or 0) + _first_number(*outputs["num_output_tokens"])
+        if "finish_reason" in outputs:  # "None" until the last response
+            reason = _decode_bytes_tensor(outputs["finish_reason"][1])
+            self.finish_reason = None if reason == "None" else reason
+        if "cumulative_logprob" in outputs:  # a running total; NaN when no logprobs were computed
+            value = _first_number(*outputs["cumulative_logprob"])
+            self.cumulative_logprob = None if math.isnan(value) else value
+        if "logprobs" in outputs:  # JSON list of new positions, or null
+            positions = json.loads(_decode_bytes_tensor(outputs["logprobs"][1]) or "null")
+            if positions is not None:
+                self.logprobs = self.logprobs or []
+                self.logprobs.extend(positions)
+
+    def completion(self, model: str) -> Completion:
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            raise ModelError(f"model {model!r} did not report token counts",
+                             fix="serve it with the vllm backend contract (num_input_tokens, num_output_tokens)")
+        return Completion("".join(self.text), self.prompt_tokens, self.completion_tokens, self.finish_reason,
+                          self.logprobs, self.cumulative_logprob)
+
+
+def _first_number(datatype: str, raw: bytes) -> Any:
+    """The first element of a numeric tensor (shape [] or [n])."""
+    fmt = {"UINT32": "<I", "INT32": "<i", "UINT64": "<Q", "INT64": "<q", "FP32": "<f", "FP64": "<d"}[datatype]
+    return struct.unpack_from(fmt, raw)[0]
 
 
 def _is_final(infer_response: Any) -> bool:
@@ -167,12 +258,52 @@ class InferenceClient:
         parts = [t async for t in self._run(model, prompt, sampling, stream=False, timeout_s=timeout_s)]
         return "".join(parts)
 
+    async def stream_events(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
+                            logprobs: bool = False, timeout_s: float | None = None
+                            ) -> AsyncIterator[str | Completion]:
+        """Yield text deltas as they come, then one `Completion` (the model's counts and finish reason).
+
+        `logprobs=True` also asks for log probabilities (sampling `logprobs` defaults to 0: the chosen
+        token only). Cancellation and errors as `stream`.
+        """
+        sampling, returns = _with_returns(sampling, logprobs)
+        tally = _Tally()
+        responses = self._responses(model, prompt, sampling, stream=True, timeout_s=timeout_s, returns=returns)
+        async with aclosing(responses):
+            async for response, text in responses:
+                tally.add(response, text)
+                if text:
+                    yield text
+        yield tally.completion(model)
+
+    async def complete(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
+                       logprobs: bool = False, timeout_s: float | None = None) -> Completion:
+        """The whole answer (without the prompt) with the model's counts, in one non-streamed response."""
+        sampling, returns = _with_returns(sampling, logprobs)
+        tally = _Tally()
+        responses = self._responses(model, prompt, sampling, stream=False, timeout_s=timeout_s, returns=returns)
+        async with aclosing(responses):
+            async for response, text in responses:
+                tally.add(response, text)
+        return tally.completion(model)
+
     async def _run(self, model: str, prompt: str, sampling: Mapping[str, Any] | None, *,
                    stream: bool, timeout_s: float | None) -> AsyncIterator[str]:
+        # aclosing: closing this generator must cancel the request now, not when the inner one is collected.
+        responses = self._responses(model, prompt, sampling, stream=stream, timeout_s=timeout_s)
+        async with aclosing(responses):
+            async for _, text in responses:
+                if text:
+                    yield text
+
+    async def _responses(self, model: str, prompt: str, sampling: Mapping[str, Any] | None, *,
+                         stream: bool, timeout_s: float | None, returns: Iterable[str] = ()
+                         ) -> AsyncIterator[tuple[Any, str]]:
+        """Each response of one request with its text, up to and including the final one."""
         import grpc
 
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        request = build_request(model, prompt, sampling, stream=stream, exclude_input=True)
+        request = build_request(model, prompt, sampling, stream=stream, exclude_input=True, returns=returns)
         finished = asyncio.Event()
 
         async def requests() -> AsyncIterator[Any]:
@@ -186,9 +317,7 @@ class InferenceClient:
             async for response in call:
                 if response.error_message:
                     raise _model_error(model, response.error_message)
-                text = _response_text(response.infer_response)
-                if text:
-                    yield text
+                yield response.infer_response, _response_text(response.infer_response)
                 if _is_final(response.infer_response):
                     completed = True
                     break
@@ -251,6 +380,14 @@ class InferenceClient:
         await self.close()
 
 
+def _with_returns(sampling: Mapping[str, Any] | None, logprobs: bool) -> tuple[dict[str, Any], tuple[str, ...]]:
+    params = dict(sampling or {})
+    if not logprobs:
+        return params, USAGE_FLAGS
+    params.setdefault("logprobs", 0)
+    return params, USAGE_FLAGS + LOGPROB_FLAGS
+
+
 class _BackgroundLoop:
     """One event loop in a daemon thread for every blocking call of this process.
 
@@ -299,6 +436,12 @@ def generate_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = 
     return run_sync(_background.client(url, timeout_s).generate(model, prompt, sampling))
 
 
+def complete_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
+                  logprobs: bool = False, url: str = DEFAULT_URL, timeout_s: float = 60.0) -> Completion:
+    """Blocking `InferenceClient.complete` for the CLI."""
+    return run_sync(_background.client(url, timeout_s).complete(model, prompt, sampling, logprobs=logprobs))
+
+
 def stream_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
                 url: str = DEFAULT_URL, timeout_s: float = 60.0) -> Iterator[str]:
     """Blocking `InferenceClient.stream`; closing the iterator (or Ctrl-C) cancels the request."""
@@ -313,5 +456,6 @@ def stream_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = No
         run_sync(agen.aclose())
 
 
-__all__ = ["InferenceClient", "build_request", "generate_sync", "map_grpc_error", "run_sync", "stream_sync",
+__all__ = ["Completion", "InferenceClient", "build_request", "complete_sync", "generate_sync", "map_grpc_error",
+           "run_sync", "stream_sync",
            "DEFAULT_URL"]

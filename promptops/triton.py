@@ -212,6 +212,8 @@ def assemble_backends(runtime_dir: Path, env: ServeEnvironment) -> Path:
             shutil.copy2(item, python_dir / item.name)
     (python_dir / env.stub.name).symlink_to(env.stub)
     shutil.copy2(VLLM_BACKEND_SOURCE, vllm_dir / "model.py")
+    # The request contract (sampling keys, extra outputs): model.py loads it from beside itself.
+    shutil.copy2(PACKAGE_DIR / "sampling.py", vllm_dir / "sampling.py")
     return backends
 
 

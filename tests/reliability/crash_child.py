@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from promptops import store
+from promptops import workspace
 from promptops.store import PromptStore
 from promptops.workspace import Workspace
 
@@ -30,19 +30,19 @@ def main() -> None:
     repo, point, text_file, base = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     text = Path(text_file).read_text()
     if point == "before-ref":
-        import git
+        import subprocess
 
-        real_call = git.cmd.Git._call_process
+        real_run = subprocess.run
 
-        def call(self: object, method: str, *args: object, **kwargs: object) -> object:
-            if method == "update_ref":  # the compare-and-swap that publishes the commit
+        def run(argv: list[str], *args: object, **kwargs: object) -> object:
+            if "update-ref" in argv:  # the compare-and-swap that publishes the commit
                 die()
-            return real_call(self, method, *args, **kwargs)
+            return real_run(argv, *args, **kwargs)
 
-        git.cmd.Git._call_process = call  # type: ignore[method-assign]
+        subprocess.run = run  # type: ignore[assignment]
     elif point == "after-ref":
-        real_write = store.atomic_write
-        store.atomic_write = lambda path, *a, **k: die() if in_prompts(path) else real_write(path, *a, **k)
+        real_write = workspace.atomic_write
+        workspace.atomic_write = lambda path, *a, **k: die() if in_prompts(path) else real_write(path, *a, **k)
     elif point in ("before-rename", "edit-before-rename"):
         real_replace = os.replace
         os.replace = lambda src, dst: die() if in_prompts(dst) else real_replace(src, dst)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
+from promptops import sampling as sampling_contract
 from promptops import triton
 from promptops.errors import InferenceTimeout, ModelError, ModelNotFound, ServerUnavailable
-from promptops.inference import InferenceClient, generate_sync, run_sync, stream_sync
+from promptops.inference import Completion, InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
+from tests.conftest import prompt_doc
+from tests.core.test_schema import problems_of
 
 TEXT = "the quick brown fox"
 
@@ -104,3 +108,107 @@ def test_readiness(echo_server):
             return [await client.is_ready(), await client.is_ready("echo"), await client.is_ready("nope")]
 
     assert run_sync(main()) == [True, True, False]
+
+
+# The contract's extra outputs as a client sees them: (datatype, shape), the same for echo and vLLM.
+CONTRACT_OUTPUTS = {"text_output": ("BYTES", [1]), "finish_reason": ("BYTES", [1]),
+                    "cumulative_logprob": ("FP32", [1]), "logprobs": ("BYTES", [1]),
+                    "num_input_tokens": ("UINT32", []), "num_output_tokens": ("UINT32", [1])}
+
+
+def raw_responses(url, model, prompt, sampling, *, stream, flags=sampling_contract.RETURN_FLAGS):
+    """Every response of one request through tritonclient's own stream API, as InferResults."""
+    import queue
+
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    inputs = [grpcclient.InferInput("text_input", [1], "BYTES"), grpcclient.InferInput("stream", [1], "BOOL"),
+              grpcclient.InferInput("sampling_parameters", [1], "BYTES")]
+    inputs += [grpcclient.InferInput(flag, [1], "BOOL") for flag in flags]
+    values = [np.array([prompt.encode()], dtype=np.object_), np.array([stream]),
+              np.array([json.dumps(sampling).encode()], dtype=np.object_)] + [np.array([True])] * len(flags)
+    for tensor, value in zip(inputs, values, strict=True):
+        tensor.set_data_from_numpy(value)
+    results: queue.Queue = queue.Queue()
+    client = grpcclient.InferenceServerClient(url)
+    client.start_stream(callback=lambda result, error: results.put(error or result))
+    client.async_stream_infer(model, inputs, enable_empty_final_response=True)
+    responses = []
+    while not responses or not responses[-1].get_response().parameters["triton_final_response"].bool_param:
+        item = results.get(timeout=60)
+        assert not isinstance(item, Exception), item
+        responses.append(item)
+    client.stop_stream()
+    return responses
+
+
+def shapes(result):
+    return {o.name: (o.datatype, list(o.shape)) for o in result.get_response().outputs}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_output_has_the_contracts_dtype_and_shape(echo_server, stream):
+    responses = raw_responses(echo_server.grpc_url, "echo", TEXT, {"logprobs": 0}, stream=stream)
+    assert len(responses) == (4 if stream else 1)
+    assert all(shapes(r) == CONTRACT_OUTPUTS for r in responses)
+    assert [r.as_numpy("finish_reason")[0] for r in responses][-2:] == ([b"None"] if stream else []) + [b"stop"]
+    assert sum(int(r.as_numpy("num_output_tokens")[0]) for r in responses) == 4
+
+
+def test_outputs_come_only_when_asked(echo_server):
+    (only,) = raw_responses(echo_server.grpc_url, "echo", TEXT, {}, stream=False, flags=("return_num_input_tokens",))
+    assert shapes(only) == {k: CONTRACT_OUTPUTS[k] for k in ("text_output", "num_input_tokens")}
+    assert only.as_numpy("text_output")[0] == TEXT.encode() + TEXT.encode()  # prompt prepended by default
+
+
+@pytest.mark.parametrize(("sampling", "completion"), [
+    ({}, Completion(TEXT, 4, 4, "stop")),
+    ({"max_tokens": 2}, Completion("the quick ", 4, 2, "length")),
+    ({"max_tokens": "4"}, Completion(TEXT, 4, 4, "length")),
+])
+def test_completions_carry_the_models_counts_streamed_or_not(echo_server, sampling, completion):
+    async def main():
+        async with InferenceClient(echo_server.grpc_url) as client:
+            events = [e async for e in client.stream_events("echo", TEXT, sampling)]
+            return events, await client.complete("echo", TEXT, sampling)
+
+    events, whole = run_sync(main())
+    assert events[-1] == whole == completion
+    assert "".join(events[:-1]) == completion.text
+
+
+def test_logprobs_are_asked_for_and_joined_across_the_stream(echo_server):
+    events = list(run_sync(_collect(echo_server.grpc_url, logprobs=True)))
+    done = events[-1]
+    assert [next(iter(p.values()))["decoded_token"] for p in done.logprobs] == ["the ", "quick ", "brown ", "fox"]
+    assert done.cumulative_logprob == 0.0 and done.total_tokens == 8
+    assert complete_sync("echo", TEXT, url=echo_server.grpc_url).logprobs is None
+
+
+async def _collect(url, **kwargs):
+    async with InferenceClient(url) as client:
+        return [e async for e in client.stream_events("echo", TEXT, **kwargs)]
+
+
+EXAMPLES = {"boolean": True, "string": "x", "stop": ["\n"], "integer_list": [2], "string_list": ["x"],
+            "integer_matrix": [[2]], "logit_bias": {"2": 1.5}, "object": {}, "object_or_json": "{}"}
+
+
+def example(key):
+    if key.kind in ("number", "integer"):
+        return next(b for b in (key.maximum, key.minimum, 1) if b is not None)
+    return EXAMPLES[key.kind]
+
+
+# With tests/core/test_sampling.py: schema == sampling.py == the installed vLLM == what the echo model accepts.
+@pytest.mark.parametrize("key", sampling_contract.KEYS.values(), ids=list(sampling_contract.KEYS))
+def test_the_schema_and_the_echo_model_accept_every_key(echo_server, key):
+    config = {key.name: example(key)}
+    prompt, problems = problems_of(prompt_doc(config=config))
+    assert prompt is not None, problems
+    if key.name == "lora_name":  # a known key, refused like NVIDIA's backend does without LoRA
+        with pytest.raises(ModelError, match="LoRA feature is not enabled"):
+            generate_sync("echo", "a b", config, url=echo_server.grpc_url)
+    else:
+        assert generate_sync("echo", "a b", {**config, "max_tokens": 5}, url=echo_server.grpc_url) == "a b"

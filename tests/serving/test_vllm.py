@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
+import subprocess
 
 import pytest
 
+from promptops import triton
 from promptops.errors import ModelError
-from promptops.inference import InferenceClient, generate_sync, run_sync, stream_sync
+from promptops.inference import InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
+from tests.conftest import require_serving
+from tests.serving.test_echo import CONTRACT_OUTPUTS, raw_responses, shapes
 
 pytestmark = pytest.mark.vllm
 MODEL = "smollm2-135m"
@@ -57,3 +64,76 @@ def test_invalid_parameters_are_model_errors(vllm_server, sampling, message):
     with pytest.raises(ModelError, match=message):
         generate_sync(MODEL, GERMANY, sampling, url=url)
     assert "Berlin" in generate_sync(MODEL, GERMANY, GREEDY, url=url)
+
+
+TWO_PLUS_TWO = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+COUNT_TOKENS = """
+import json, os, sys
+from transformers import AutoTokenizer
+path = os.path.expandvars(json.load(open(sys.argv[1]))["model"])
+tokenizer = AutoTokenizer.from_pretrained(path)
+print(json.dumps([len(tokenizer(text).input_ids) for text in json.loads(sys.stdin.read())]))
+"""
+
+
+def token_counts(*texts):
+    """The model's own tokenizer, loaded in the serving environment (vLLM encodes prompts the same way)."""
+    python = triton.locate(triton.TritonConfig().python_env).python
+    model_json = triton.REPO_ROOT / "model_repository" / MODEL / "1" / "model.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.setdefault("PROMPTOPS_MODEL_CACHE", os.path.expanduser("~/.cache/promptops/models"))
+    out = subprocess.run([str(python), "-c", COUNT_TOKENS, str(model_json)], input=json.dumps(texts), env=env,
+                         capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(("sampling", "reason", "eos"), [({"max_tokens": 3}, "length", 0), ({"max_tokens": 64}, "stop", 1)])
+def test_counts_are_the_tokenizers_and_the_finish_reason_is_reported(vllm_server, sampling, reason, eos):
+    async def main():
+        async with InferenceClient(vllm_server.grpc_url) as client:
+            events = [e async for e in client.stream_events(MODEL, TWO_PLUS_TWO, {"temperature": 0, **sampling})]
+            return events[-1], await client.complete(MODEL, TWO_PLUS_TWO, {"temperature": 0, **sampling})
+
+    streamed, whole = run_sync(main())
+    assert streamed == whole and whole.finish_reason == reason
+    prompt_tokens, answer_tokens = token_counts(TWO_PLUS_TWO, whole.text)
+    # A stop by end-of-sequence counts the EOS token, which the text leaves out.
+    assert (whole.prompt_tokens, whole.completion_tokens) == (prompt_tokens, answer_tokens + eos)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_outputs_match_the_echo_models_dtypes_and_shapes(vllm_server, stream):
+    responses = raw_responses(vllm_server.grpc_url, MODEL, TWO_PLUS_TWO, {"temperature": 0, "max_tokens": 4,
+                                                                            "logprobs": 0}, stream=stream)
+    assert len(responses) == (4 if stream else 1) and all(shapes(r) == CONTRACT_OUTPUTS for r in responses)
+    assert responses[-1].as_numpy("finish_reason")[0] == b"length"
+
+
+def test_logprobs_one_per_token_summing_to_the_cumulative(vllm_server):
+    done = complete_sync(MODEL, TWO_PLUS_TWO, {"temperature": 0, "max_tokens": 8}, logprobs=True,
+                         url=vllm_server.grpc_url)
+    assert len(done.logprobs) == done.completion_tokens
+    chosen = [next(iter(position.values())) for position in done.logprobs]
+    assert all(set(c) == {"logprob", "rank", "decoded_token"} and c["logprob"] <= 0 for c in chosen)
+    assert sum(c["logprob"] for c in chosen) == pytest.approx(done.cumulative_logprob, abs=1e-3)
+
+
+DEMO_ENGINE_KEYS = {"gpu_memory_utilization": 0.9, "max_num_batched_tokens": 4096, "swap_space": 4}
+
+
+def test_model_json_written_for_a_gpu_loads_on_cpu_with_a_note(tmp_path):
+    require_serving()
+    repo = tmp_path / "repo"
+    shutil.copytree(triton.REPO_ROOT / "model_repository" / MODEL, repo / MODEL)
+    model_json = repo / MODEL / "1" / "model.json"
+    model_json.write_text(json.dumps({**json.loads(model_json.read_text()), **DEMO_ENGINE_KEYS}))
+    http, grpc, metrics = triton.free_ports(3)
+    config = triton.TritonConfig(model_repositories=[repo], models=[MODEL], http_port=http, grpc_port=grpc,
+                                 metrics_port=metrics, runtime_dir=tmp_path / "rt")
+    triton.up(config, timeout=300)
+    try:
+        assert "4" in generate_sync(MODEL, TWO_PLUS_TWO, GREEDY, url=config.grpc_url)
+        log = config.log_path.read_text()
+        assert "ignoring gpu_memory_utilization=0.9 on CPU" in log and "ignoring swap_space=4" in log
+    finally:
+        triton.down(config)

@@ -1,17 +1,29 @@
 """A Triton Python-based backend named ``vllm`` that drives vLLM's async engine on CPU.
 
-It honours the tensor contract of NVIDIA's vLLM backend, so the same
-``model_repository/`` serves on a GPU box (official backend) and here:
+It honours the tensor contract of NVIDIA's vLLM backend (``vllm_backend/src/model.py``
+and ``src/utils/request.py``), so the same ``model_repository/`` serves on a GPU box
+(official backend) and here. The contract itself (tensors, sampling keys) is
+``sampling.py`` beside this file, copied from ``promptops/sampling.py``:
 
-- inputs ``text_input`` (BYTES), optional ``stream`` (BOOL), ``sampling_parameters``
-  (BYTES, a JSON object), ``exclude_input_in_output`` (BOOL); output ``text_output``;
+- inputs ``text_input``, optional ``stream``, ``sampling_parameters`` (a JSON object;
+  request parameters when absent), ``exclude_input_in_output`` and the ``return_*``
+  flags; outputs ``text_output`` and, each only when its flag is true, ``finish_reason``,
+  ``cumulative_logprob``, ``logprobs``, ``num_input_tokens``, ``num_output_tokens``;
 - the model is decoupled; non-streaming answers prepend the prompt unless
-  ``exclude_input_in_output`` is true; streaming with it false is an error;
+  ``exclude_input_in_output`` is true; streaming never does, and streaming with it
+  explicitly false is an error;
+- every streamed response carries what is new since the previous one: its text,
+  ``num_output_tokens`` and ``logprobs`` are deltas (they sum to the whole), while
+  ``num_input_tokens`` and ``cumulative_logprob`` are totals so far and
+  ``finish_reason`` is ``"None"`` until the last (NVIDIA's ``str(output.finish_reason)``);
+  ``num_input_tokens`` is a 0-d tensor, as NVIDIA's backend sends it;
+- ``lora_name`` answers "LoRA feature is not enabled." (no LoRA here); ``n`` must be 1;
 - engine arguments come from ``<model>/<version>/model.json``.
 
 CPU specifics: ``${VAR}`` references in model.json string values are expanded
-(``PROMPTOPS_MODEL_CACHE`` defaults to ``~/.cache/promptops/models``) and a
-relative ``model``/``tokenizer`` path is resolved against the version folder.
+(``PROMPTOPS_MODEL_CACHE`` defaults to ``~/.cache/promptops/models``), a relative
+``model``/``tokenizer`` path is resolved against the version folder, and keys written
+for GPUs or older vLLMs are dropped with a logged note instead of failing the load.
 
 Threading: Triton calls ``execute`` on one thread; the engine lives on an
 asyncio loop in a daemon thread. ``execute`` validates synchronously and hands
@@ -25,9 +37,13 @@ import locale
 locale.setlocale(locale.LC_CTYPE, "")
 
 import asyncio  # noqa: E402
+import dataclasses  # noqa: E402
+import difflib  # noqa: E402
 import gc  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 import uuid  # noqa: E402
 from concurrent.futures import Future  # noqa: E402
@@ -36,79 +52,38 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
-_INPUTS = [
-    {"name": "text_input", "data_type": "TYPE_STRING", "dims": [1]},
-    {"name": "stream", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
-    {"name": "sampling_parameters", "data_type": "TYPE_STRING", "dims": [1], "optional": True},
-    {"name": "exclude_input_in_output", "data_type": "TYPE_BOOL", "dims": [1], "optional": True},
-]
-_OUTPUTS = [{"name": "text_output", "data_type": "TYPE_STRING", "dims": [-1]}]
+
+def _load_contract():
+    # By path, under a private name: the backend folder is on sys.path last, where any
+    # installed module called `sampling` would win. The second path serves the source tree.
+    here = Path(__file__).resolve()
+    for path in (here.with_name("sampling.py"), here.parents[2] / "sampling.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("promptops_sampling", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError(f"sampling.py (the request contract) is missing beside {here}")
+
+
+sampling = _load_contract()
 
 _DEFAULT_CACHE = "~/.cache/promptops/models"
 _PATH_KEYS = ("model", "tokenizer")
 _DRAIN_TIMEOUT_S = 10.0
-
-
-def _to_bool(key, value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    raise ValueError(f"{key} must be a boolean, got {value!r}")
-
-
-def _to_float(key, value):
-    if isinstance(value, bool):
-        raise ValueError(f"{key} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be a number, got {value!r}") from None
-
-
-def _to_int(key, value):
-    number = _to_float(key, value)
-    if number != int(number):
-        raise ValueError(f"{key} must be an integer, got {value!r}")
-    return int(number)
-
-
-def _as_is(key, value):
-    return value
-
-
-# The client-settable SamplingParams fields; numbers may arrive as strings ("0.95").
-_SAMPLING_FIELDS = {
-    **dict.fromkeys(("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty",
-                     "repetition_penalty"), _to_float),
-    **dict.fromkeys(("n", "top_k", "seed", "max_tokens", "min_tokens", "logprobs",
-                     "prompt_logprobs"), _to_int),
-    **dict.fromkeys(("ignore_eos", "skip_special_tokens", "spaces_between_special_tokens",
-                     "include_stop_str_in_output"), _to_bool),
-    **dict.fromkeys(("stop", "stop_token_ids", "bad_words", "logit_bias"), _as_is),
+# model.json keys that mean something else (or nothing) on a CPU: dropped there, with a note.
+_CPU_IGNORED = {
+    "gpu_memory_utilization": "on CPU it reserves that fraction of all RAM and fails when less is free; "
+                              "the KV cache size comes from VLLM_CPU_KVCACHE_SPACE (GiB)",
+    "num_gpu_blocks_override": "no GPU blocks on CPU",
+    "cpu_offload_gb": "the weights already live in CPU memory",
+    "disable_custom_all_reduce": "a CUDA all-reduce setting",
 }
-
-
-def parse_sampling_parameters(raw):
-    """JSON text -> keyword arguments for SamplingParams; ValueError on anything unusable."""
-    try:
-        params = json.loads(raw) if raw and raw.strip() else {}
-    except ValueError as exc:
-        raise ValueError(f"sampling_parameters is not valid JSON: {exc}") from None
-    if not isinstance(params, dict):
-        raise ValueError("sampling_parameters must be a JSON object")
-    kwargs = {}
-    for key, value in params.items():
-        convert = _SAMPLING_FIELDS.get(key)
-        if convert is None:
-            raise ValueError(f"unknown sampling parameter {key!r}")
-        if value is not None:
-            kwargs[key] = convert(key, value)
-    if kwargs.get("n", 1) != 1:
-        raise ValueError("only n=1 is supported")
-    return kwargs
+# Keys older vLLMs (and NVIDIA's examples) accepted that this vLLM refuses.
+_RETIRED = ("swap_space", "use_v2_block_manager", "worker_use_ray", "engine_use_ray", "max_seq_len_to_capture",
+            "cuda_graph_sizes", "preemption_mode", "tokenizer_pool_size", "device")
+_GUIDED_BACKENDS = ("xgrammar", "xgrammar:no-fallback", "auto", "xgrammar:_auto")
 
 
 def load_engine_config(version_dir):
@@ -133,6 +108,25 @@ def load_engine_config(version_dir):
     return config
 
 
+def fit_engine_config(config, accepted, on_cpu):
+    """Drop keys that would fail the load for no good reason; return (config, notes).
+
+    GPU-only keys on a CPU and keys of older vLLMs are dropped with a note; any other
+    unknown key is a mistake and fails the load with a suggestion.
+    """
+    config, notes = dict(config), []
+    for key in list(config):
+        if on_cpu and key in _CPU_IGNORED:
+            notes.append(f"model.json: ignoring {key}={config.pop(key)!r} on CPU ({_CPU_IGNORED[key]})")
+        elif key not in accepted and key in _RETIRED:
+            notes.append(f"model.json: ignoring {key}={config.pop(key)!r} (this vLLM no longer has it)")
+        elif key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise pb_utils.TritonModelException(f"model.json: unknown engine argument {key!r}{hint}")
+    return config, notes
+
+
 def _first(request, name, default=None):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
@@ -141,9 +135,45 @@ def _first(request, name, default=None):
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _text_response(text):
-    tensor = pb_utils.Tensor("text_output", np.array([text.encode("utf-8")], dtype=np.object_))
-    return pb_utils.InferenceResponse(output_tensors=[tensor])
+def _request_parameters(request):
+    """sampling_parameters, or the request's parameters when that input is absent (as NVIDIA's)."""
+    tensor = pb_utils.get_input_tensor_by_name(request, "sampling_parameters")
+    if tensor is not None:
+        raw = tensor.as_numpy().reshape(-1)[0]
+        return raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    params = json.loads(request.parameters() or "{}")
+    # triton_* are the server's own request parameters, never sampling keys.
+    return {k: v for k, v in params.items() if not k.startswith("triton_")}
+
+
+def _logprobs_json(positions):
+    """vLLM's per-position {token id: Logprob} as NVIDIA's JSON; "null" when none were asked."""
+    if positions is None:
+        return "null"
+    return json.dumps([
+        {str(token): {"logprob": lp.logprob, "rank": lp.rank, "decoded_token": lp.decoded_token}
+         for token, lp in position.items()}
+        for position in positions
+    ])
+
+
+def _response(returns, text, completion, *, positions, num_input, num_output):
+    """One response of the contract: text_output plus the outputs whose return_* flag is set."""
+    tensors = [pb_utils.Tensor("text_output", np.array([text.encode("utf-8")], dtype=np.object_))]
+    if returns["return_finish_reason"]:
+        reason = str(completion.finish_reason)
+        tensors.append(pb_utils.Tensor("finish_reason", np.array([reason], dtype=np.object_)))
+    if returns["return_cumulative_logprob"]:  # None (no logprobs asked) becomes NaN, as NVIDIA's
+        cumulative = np.array([completion.cumulative_logprob], dtype=np.float32)
+        tensors.append(pb_utils.Tensor("cumulative_logprob", cumulative))
+    if returns["return_logprobs"]:
+        logprobs = _logprobs_json(positions).encode("utf-8")
+        tensors.append(pb_utils.Tensor("logprobs", np.array([logprobs], dtype=np.object_)))
+    if returns["return_num_input_tokens"]:
+        tensors.append(pb_utils.Tensor("num_input_tokens", np.asarray(num_input, dtype=np.uint32)))
+    if returns["return_num_output_tokens"]:
+        tensors.append(pb_utils.Tensor("num_output_tokens", np.array([num_output], dtype=np.uint32)))
+    return pb_utils.InferenceResponse(output_tensors=tensors)
 
 
 def _error_response(message):
@@ -159,10 +189,10 @@ class TritonPythonModel:
         declared = auto_complete_model_config.as_dict()
         have_in = {t["name"] for t in declared.get("input", [])}
         have_out = {t["name"] for t in declared.get("output", [])}
-        for spec in _INPUTS:
+        for spec in sampling.INPUTS:
             if spec["name"] not in have_in:
                 auto_complete_model_config.add_input(spec)
-        for spec in _OUTPUTS:
+        for spec in sampling.OUTPUTS:
             if spec["name"] not in have_out:
                 auto_complete_model_config.add_output(spec)
         auto_complete_model_config.set_max_batch_size(0)
@@ -179,11 +209,25 @@ class TritonPythonModel:
         engine_config = load_engine_config(version_dir)
 
         from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.sampling_params import RequestOutputKind, SamplingParams
+        from vllm.platforms import current_platform
+        from vllm.sampling_params import (
+            RepetitionDetectionParams,
+            RequestOutputKind,
+            SamplingParams,
+            StructuredOutputsParams,
+        )
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self._sampling_cls = SamplingParams
         self._delta = RequestOutputKind.DELTA
+        # JSON objects become the engine's parameter classes.
+        self._objects = {"structured_outputs": StructuredOutputsParams,
+                         "repetition_detection": RepetitionDetectionParams,
+                         "prompt_logprob_token_ids": np.asarray}
+        accepted = [field.name for field in dataclasses.fields(AsyncEngineArgs)]
+        engine_config, notes = fit_engine_config(engine_config, accepted, current_platform.is_cpu())
+        for note in notes:
+            pb_utils.Logger.log_warn(f"vllm backend: {self._name}: {note}")
         engine_args = AsyncEngineArgs(**engine_config)
 
         self._loop = asyncio.new_event_loop()
@@ -224,23 +268,43 @@ class TritonPythonModel:
         if not isinstance(prompt, str) or not prompt:
             raise ValueError("text_input must be a non-empty string")
         stream = bool(_first(request, "stream", False))
-        exclude = bool(_first(request, "exclude_input_in_output", False))
+        # Absent, it defaults to "prepend the prompt" except when streaming (NVIDIA's rule).
+        exclude = bool(_first(request, "exclude_input_in_output", stream))
         if stream and not exclude:
             raise ValueError("streaming is only supported with exclude_input_in_output=true")
-        kwargs = parse_sampling_parameters(_first(request, "sampling_parameters", ""))
-        try:
-            params = self._sampling_cls(**kwargs)
-        except Exception as exc:  # vLLM's own range checks (temperature < 0, ...)
-            raise ValueError(f"invalid sampling parameters: {exc}") from None
+        returns = {flag: bool(_first(request, flag, False)) for flag in sampling.RETURN_FLAGS}
+        params = self._sampling_params(sampling.parse(_request_parameters(request)))
         # Always ask for per-token deltas: cancellation is then checked every token.
         params.output_kind = self._delta
-        return prompt, stream, exclude, params
+        return prompt, stream, exclude, returns, params
 
-    async def _generate(self, sender, prompt, stream, exclude, params):
+    def _sampling_params(self, kwargs):
+        if kwargs.pop("lora_name", None) is not None:
+            raise ValueError("LoRA feature is not enabled.")
+        guided = kwargs.pop("guided_decoding", None)
+        if guided is not None:
+            guided = dict(guided)
+            backend = guided.pop("backend", None)
+            if backend is not None and backend not in _GUIDED_BACKENDS:
+                raise ValueError(f"guided_decoding.backend is no longer supported request-level. "
+                                 f"Provided: {backend}")
+            kwargs.setdefault("structured_outputs", guided)
+        if kwargs.get("n", 1) != 1:
+            raise ValueError("only n=1 is supported")
+        try:
+            for key, build in self._objects.items():
+                if key in kwargs:
+                    value = kwargs[key]
+                    kwargs[key] = build(**value) if isinstance(value, dict) else build(value)
+            return self._sampling_cls(**kwargs)
+        except Exception as exc:  # vLLM's own range checks (temperature < 0, ...)
+            raise ValueError(f"invalid sampling parameters: {exc}") from None
+
+    async def _generate(self, sender, prompt, stream, exclude, returns, params):
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         request_id = uuid.uuid4().hex
-        pieces = []
-        finished = False
+        pieces, positions, num_output = [], None, 0
+        finished, last = False, None
         try:
             async for output in self._engine.generate({"prompt": prompt}, params, request_id):
                 if sender.is_cancelled():
@@ -248,16 +312,25 @@ class TritonPythonModel:
                     pb_utils.Logger.log_info(f"vllm backend: cancelled request {request_id}")
                     sender.send(flags=final)
                     return
-                delta = output.outputs[0].text if output.outputs else ""
-                finished = output.finished
-                if stream:
-                    if delta or finished:
-                        sender.send(_text_response(delta), flags=final if finished else 0)
-                else:
-                    pieces.append(delta)
-            if not stream:
+                last, finished = output, output.finished
+                completion = output.outputs[0]
+                if stream:  # one response per engine step, as NVIDIA's: deltas only
+                    response = _response(returns, completion.text, completion, positions=completion.logprobs,
+                                         num_input=len(output.prompt_token_ids or ()),
+                                         num_output=len(completion.token_ids))
+                    sender.send(response, flags=final if finished else 0)
+                    continue
+                pieces.append(completion.text)
+                num_output += len(completion.token_ids)
+                if completion.logprobs is not None:
+                    positions = [] if positions is None else positions
+                    positions.extend(completion.logprobs)
+            if not stream and last is not None:
+                completion = last.outputs[0]
                 text = "".join(pieces) if exclude else prompt + "".join(pieces)
-                sender.send(_text_response(text), flags=final)
+                response = _response(returns, text, completion, positions=positions,
+                                     num_input=len(last.prompt_token_ids or ()), num_output=num_output)
+                sender.send(response, flags=final)
             elif not finished:
                 sender.send(flags=final)
         except asyncio.CancelledError:

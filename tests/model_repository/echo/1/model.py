@@ -1,83 +1,108 @@
-"""Deterministic test model with the vLLM backend's tensor contract.
+"""Deterministic test model with the vLLM backend's tensor contract (promptops/sampling.py).
 
-It answers the prompt itself, split into whitespace-ended chunks (one chunk is
-one "token"). Sampling parameters (a JSON object) it understands:
+Tokenisation: the prompt split into whitespace-ended chunks (regex ``\\S+\\s*|\\s+``);
+one chunk is one token. The answer is the prompt's own tokens, so:
 
-- ``max_tokens``: at most that many chunks;
+- ``num_input_tokens`` is the prompt's chunk count (a 0-d UINT32, as NVIDIA's backend sends it);
+- ``num_output_tokens`` counts the chunks sent (per streamed response: the delta, i.e. 1);
+- ``finish_reason`` is ``"length"`` when ``max_tokens`` chunks were sent, else ``"stop"``
+  (streamed responses before the last say ``"None"``, as NVIDIA's backend does);
+- ``cumulative_logprob`` is NaN and ``logprobs`` is ``"null"`` unless the ``logprobs``
+  sampling key is set; then every chunk has logprob 0.0 (rank 1) under token id = its index
+  and decoded_token = its text.
+
+It accepts exactly the sampling keys of ``promptops.sampling.KEYS`` (converted the same
+way), checks the ranges vLLM checks for ``temperature``, ``top_p`` and ``max_tokens``,
+refuses ``lora_name`` and ``n`` != 1 like the CPU vllm backend, and ignores the rest.
+Test-only knobs on top:
+
 - ``delay_ms``: sleep before each chunk (slow, timeout and cancellation tests);
-- ``fail_after``: send an error response after that many chunks;
-- ``temperature`` (>= 0), ``top_p`` (0 < p <= 1), ``top_k``, ``seed``, ``stop``,
-  ``min_p`` and the penalties: checked like vLLM does, otherwise ignored.
+- ``fail_after``: send an error response after that many chunks.
 
-Unknown keys or bad values give an error response, as the vLLM backend does.
-A cancelled request stops at the next chunk and logs ``echo: cancelled``.
+Errors go back as error responses; a cancelled request stops at the next chunk and logs
+``echo: cancelled``.
 """
 
+import importlib.util
 import json
 import re
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-_FLOAT_KEYS = {"temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty",
-               "repetition_penalty", "delay_ms"}
-_INT_KEYS = {"max_tokens", "top_k", "seed", "fail_after"}
-_OTHER_KEYS = {"stop"}
+# tests/model_repository/echo/1/model.py -> the repository root; loaded by path (see the vllm backend).
+_SAMPLING_PATH = Path(__file__).resolve().parents[4] / "promptops" / "sampling.py"
+_spec = importlib.util.spec_from_file_location("promptops_sampling", _SAMPLING_PATH)
+sampling = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = sampling
+_spec.loader.exec_module(sampling)
+
+TOKEN = re.compile(r"\S+\s*|\s+")
 
 
-def _number(key, value, kind):
-    if isinstance(value, bool):
-        raise ValueError(f"{key} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be a number, got {value!r}") from None
-    if kind is int:
-        if number != int(number):
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-        return int(number)
+def _non_negative(name, value):
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"{name} must be non-negative")
     return number
+
+
+_KNOBS = {"delay_ms": _non_negative, "fail_after": lambda name, value: int(value)}
 
 
 def parse_sampling(raw):
     """Validate the JSON sampling parameters; raise ValueError with a readable reason."""
-    try:
-        params = json.loads(raw) if raw else {}
-    except ValueError as exc:
-        raise ValueError(f"sampling_parameters is not valid JSON: {exc}") from None
-    if not isinstance(params, dict):
-        raise ValueError("sampling_parameters must be a JSON object")
-    out = {}
-    for key, value in params.items():
-        if key in _FLOAT_KEYS:
-            out[key] = _number(key, value, float)
-        elif key in _INT_KEYS:
-            out[key] = _number(key, value, int)
-        elif key in _OTHER_KEYS:
-            out[key] = value
-        else:
-            raise ValueError(f"unknown sampling parameter {key!r}")
+    out = sampling.parse(raw, extra=_KNOBS)
+    if out.pop("lora_name", None) is not None:
+        raise ValueError("LoRA feature is not enabled.")
+    if out.get("n", 1) != 1:
+        raise ValueError("only n=1 is supported")
     if out.get("temperature", 0.0) < 0:
         raise ValueError(f"temperature must be non-negative, got {out['temperature']}")
     if not 0 < out.get("top_p", 1.0) <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {out['top_p']}")
     if out.get("max_tokens", 1) < 1:
         raise ValueError(f"max_tokens must be at least 1, got {out['max_tokens']}")
-    if out.get("delay_ms", 0.0) < 0:
-        raise ValueError("delay_ms must be non-negative")
     return out
 
 
-def _optional_bool(request, name, default):
+def _first(request, name, default):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
-    return default if tensor is None else bool(tensor.as_numpy().reshape(-1)[0])
+    if tensor is None:
+        return default
+    value = tensor.as_numpy().reshape(-1)[0]
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _text_response(text):
-    tensor = pb_utils.Tensor("text_output", np.array([text.encode("utf-8")], dtype=np.object_))
-    return pb_utils.InferenceResponse(output_tensors=[tensor])
+def _raw_sampling(request):
+    tensor = pb_utils.get_input_tensor_by_name(request, "sampling_parameters")
+    if tensor is not None:
+        return _first(request, "sampling_parameters", "")
+    params = json.loads(request.parameters() or "{}")
+    return {k: v for k, v in params.items() if not k.startswith("triton_")}
+
+
+def _response(returns, text, *, finish_reason, first, tokens, num_input, logprobs):
+    """text_output plus every output whose return_* flag is set, with the contract's dtypes and shapes."""
+    tensors = [pb_utils.Tensor("text_output", np.array([text.encode("utf-8")], dtype=np.object_))]
+    if returns["return_finish_reason"]:
+        tensors.append(pb_utils.Tensor("finish_reason", np.array([str(finish_reason)], dtype=np.object_)))
+    if returns["return_cumulative_logprob"]:
+        value = 0.0 if logprobs else None  # NaN when no logprobs were asked, as vLLM's None
+        tensors.append(pb_utils.Tensor("cumulative_logprob", np.array([value], dtype=np.float32)))
+    if returns["return_logprobs"]:
+        positions = [{str(first + i): {"logprob": 0.0, "rank": 1, "decoded_token": token}}
+                     for i, token in enumerate(tokens)] if logprobs else None
+        tensors.append(pb_utils.Tensor("logprobs", np.array([json.dumps(positions).encode()], dtype=np.object_)))
+    if returns["return_num_input_tokens"]:
+        tensors.append(pb_utils.Tensor("num_input_tokens", np.asarray(num_input, dtype=np.uint32)))
+    if returns["return_num_output_tokens"]:
+        tensors.append(pb_utils.Tensor("num_output_tokens", np.array([len(tokens)], dtype=np.uint32)))
+    return pb_utils.InferenceResponse(output_tensors=tensors)
 
 
 def _error_response(message):
@@ -87,6 +112,20 @@ def _error_response(message):
 class TritonPythonModel:
     """Echo the prompt back in chunks, streamed or whole."""
 
+    @staticmethod
+    def auto_complete_config(config):
+        """Declare the contract's tensors from promptops/sampling.py (as the vllm backend does)."""
+        declared = config.as_dict()
+        have_in = {t["name"] for t in declared.get("input", [])}
+        have_out = {t["name"] for t in declared.get("output", [])}
+        for spec in sampling.INPUTS:
+            if spec["name"] not in have_in:
+                config.add_input(spec)
+        for spec in sampling.OUTPUTS:
+            if spec["name"] not in have_out:
+                config.add_output(spec)
+        return config
+
     def initialize(self, args):
         self._threads = set()
         self._lock = threading.Lock()
@@ -95,33 +134,33 @@ class TritonPythonModel:
         for request in requests:
             sender = request.get_response_sender()
             try:
-                raw = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy()
-                prompt = raw.reshape(-1)[0]
-                prompt = prompt.decode("utf-8") if isinstance(prompt, bytes) else str(prompt)
-                stream = _optional_bool(request, "stream", False)
-                exclude = _optional_bool(request, "exclude_input_in_output", False)
+                prompt = str(_first(request, "text_input", ""))
+                stream = bool(_first(request, "stream", False))
+                exclude = bool(_first(request, "exclude_input_in_output", stream))
                 if stream and not exclude:
                     raise ValueError("streaming is only supported with exclude_input_in_output=true")
-                sp = pb_utils.get_input_tensor_by_name(request, "sampling_parameters")
-                raw_sp = sp.as_numpy().reshape(-1)[0] if sp is not None else b""
-                params = parse_sampling(raw_sp.decode("utf-8") if isinstance(raw_sp, bytes) else raw_sp)
+                returns = {flag: bool(_first(request, flag, False)) for flag in sampling.RETURN_FLAGS}
+                params = parse_sampling(_raw_sampling(request))
             except Exception as exc:  # every input problem is the client's: answer, never crash
                 sender.send(_error_response(f"echo: {exc}"),
                             flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 continue
             thread = threading.Thread(target=self._answer, daemon=True,
-                                      args=(sender, prompt, stream, exclude, params))
+                                      args=(sender, prompt, stream, exclude, returns, params))
             with self._lock:
                 self._threads.add(thread)
             thread.start()
         return None
 
-    def _answer(self, sender, prompt, stream, exclude, params):
+    def _answer(self, sender, prompt, stream, exclude, returns, params):
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         try:
-            chunks = re.findall(r"\S+\s*|\s+", prompt)[: params.get("max_tokens", 10**9)]
+            tokens = TOKEN.findall(prompt)
+            limit = params.get("max_tokens", len(tokens) + 1)
+            chunks = tokens[:limit]
+            reason = "length" if len(chunks) == limit else "stop"
+            common = {"num_input": len(tokens), "logprobs": "logprobs" in params}
             delay = params.get("delay_ms", 0.0) / 1000.0
-            sent = []
             for index, chunk in enumerate(chunks):
                 if delay:
                     time.sleep(delay)
@@ -130,17 +169,16 @@ class TritonPythonModel:
                     sender.send(flags=final)
                     return
                 if params.get("fail_after") == index:
-                    sender.send(_error_response(f"echo: failing after {index} chunks as asked"),
-                                flags=final)
+                    sender.send(_error_response(f"echo: failing after {index} chunks as asked"), flags=final)
                     return
                 if stream:
-                    sender.send(_text_response(chunk))
-                sent.append(chunk)
-            if stream:
-                sender.send(flags=final)
-            else:
-                text = "".join(sent) if exclude else prompt + "".join(sent)
-                sender.send(_text_response(text), flags=final)
+                    last = index == len(chunks) - 1
+                    sender.send(_response(returns, chunk, finish_reason=reason if last else None, first=index,
+                                          tokens=[chunk], **common), flags=final if last else 0)
+            if not stream or not chunks:
+                text = "".join(chunks) if exclude else prompt + "".join(chunks)
+                sender.send(_response(returns, text, finish_reason=reason, first=0, tokens=chunks, **common),
+                            flags=final)
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
