@@ -14,12 +14,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
+from gateway.auth import Auth, Guard
+from gateway.auth import router as auth_router
 from gateway.metrics import Metrics
 from gateway.routes import chat, health, metrics, openai, prompts, seed
 from gateway.routes import store as store_routes  # `store` is the PromptStore in lifespan
+from gateway.routes.embeddings import router as embeddings_router
 from gateway.serving import Service
 from gateway.settings import GatewaySettings, get_settings
 from promptops import remote
@@ -121,17 +125,30 @@ def create_app(settings: GatewaySettings | None = None, *, ui: bool | None = Non
                   description="Prompts as code, served: versioned prompts from git, answered by Triton + vLLM.")
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.auth = Auth(settings)
+    # Error bodies and public answers never show where the repository or the clone lives, nor URL credentials.
+    app.state.redact = errors.redactor([(settings.repo, "<repo>"), (settings.clone_dir, "<clone>"),
+                                        (settings.store_url, "<store>"), (Path.home(), "~")])
     # Routes read per-request policy through the get_settings dependency: tests override it.
     app.dependency_overrides[get_settings] = lambda: settings
-    errors.install(app)
+    errors.install(app, app.state.redact)
     # Generation routes first: Starlette matches routes in order, and these are the hot path.
     for router in (chat.router, openai.router, seed.router, health.router, prompts.router, store_routes.router,
-                   metrics.router):
+                   metrics.router, auth_router):
         app.include_router(router)
+    app.include_router(embeddings_router)  # POST /v1/embeddings (an embedding model on Triton)
 
-    if settings.ui if ui is None else ui:
+    mounted = settings.ui if ui is None else ui
+    if mounted:
         from gateway.ui import mount_ui
 
         mount_ui(app, settings)
+    if settings.cors_origin_list or mounted:
+        # Declared even with no origins: Gradio then adds none of its own (it answers localhost origins
+        # with credentials otherwise). No CORS headers at all unless PROMPTOPS_CORS_ORIGINS names some.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT"], allow_headers=["authorization", "content-type"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: a foreign Host or a cross-site write is refused before anything else runs (docs/security.md).
+    app.add_middleware(Guard, settings=settings, auth=app.state.auth, redact=app.state.redact)
     return app

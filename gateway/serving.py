@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import type_of
+from gateway.errors import MaxTokensOverCap, type_of
+from gateway.limits import CallerLimits, default_cap
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
 from promptops import remote
-from promptops.errors import PromptInvalid, PromptOpsError
+from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
 from promptops.inference import InferenceClient
 from promptops.prompt import Prompt, dump_document
 from promptops.render import Turn, render
@@ -111,6 +112,8 @@ class Service:
         self.client = client
         self.metrics = metrics
         self.last_refresh: dict[str, Any] | None = None  # shown by GET /v1/store
+        self.limits = CallerLimits(settings.max_concurrent_per_caller)
+        self._caps: dict[str, int] = {}  # model -> max_tokens cap (read once per model)
         self._refreshing = asyncio.Lock()
         self._head_seen = store.head_commit()
 
@@ -132,15 +135,54 @@ class Service:
     def prepare_prompt(self, prompt: Prompt, message: str | None, history: Sequence[Any] = (),
                        overrides: Mapping[str, Any] | None = None, *, version: str = "inline",
                        commit: str = "", approved: bool = False, label: str | None = None) -> Prepared:
-        """Render any valid prompt (the seed endpoint's inline prompts included)."""
+        """Render any valid prompt (the seed endpoint's inline prompts included).
+
+        Raises EmptyPrompt when nothing but whitespace was rendered, and MaxTokensOverCap when the
+        request's or the prompt's `max_tokens` is over the model's cap (see gateway/limits.py)."""
         variables = {} if message is None else {"user": message}
         text = render(prompt, variables, to_turns(history))
-        return Prepared(name=prompt.name, version=version, commit=commit,
-                        model=prompt.model or self.settings.default_model, text=text,
-                        sampling=with_overrides(prompt, overrides or {}), approved=approved, label=label)
+        which = "draft" if version == "draft" else f"v{version}"
+        source = ("the posted prompt" if version == "inline"
+                  else f"{self.settings.prompts_dir}/{prompt.name}.json ({which})")
+        if not text.strip():
+            raise EmptyPrompt(f"{source} rendered to an empty prompt: there is nothing to send to the model",
+                              fix="send a non-empty message, or give the template text of its own")
+        model = prompt.model or self.settings.default_model
+        sampling = with_overrides(prompt, overrides or {})
+        self.check_max_tokens(sampling, overrides or {}, model, source)
+        return Prepared(name=prompt.name, version=version, commit=commit, model=model, text=text,
+                        sampling=sampling, approved=approved, label=label)
 
-    async def generate(self, prepared: Prepared, endpoint: str, stats: Stats) -> AsyncIterator[str]:
-        """Stream text deltas from Triton, recording metrics when the stream ends, fails or is cancelled."""
+    def max_tokens_cap(self, model: str) -> int:
+        """`max_tokens_cap` when set, else the model's context length from its model.json, else 2048."""
+        cap = self._caps.get(model)
+        if cap is None:
+            cap = self.settings.max_tokens_cap or default_cap(model)
+            self._caps[model] = cap
+        return cap
+
+    def check_max_tokens(self, sampling: Mapping[str, Any], overrides: Mapping[str, Any], model: str,
+                         source: str) -> None:
+        """Refuse (never clamp) a `max_tokens` over the cap, naming who asked: the caller or the prompt file."""
+        asked = sampling.get("max_tokens")
+        if not isinstance(asked, int) or asked <= (cap := self.max_tokens_cap(model)):
+            return
+        if "max_tokens" in overrides:
+            raise MaxTokensOverCap(f"max_tokens {asked} is over this gateway's cap of {cap} for {model}",
+                                   fix=f"ask for at most {cap} tokens (the cap is PROMPTOPS_MAX_TOKENS)")
+        raise MaxTokensOverCap(f"{source} sets max_tokens {asked}, over this gateway's cap of {cap} for {model}",
+                               fix=f"lower config.max_tokens in {source} to at most {cap}, send a smaller "
+                                   "max_tokens with the request, or raise PROMPTOPS_MAX_TOKENS")
+
+    async def generate(self, prepared: Prepared, endpoint: str, stats: Stats,
+                       caller: str | None = None) -> AsyncIterator[str]:
+        """Stream text deltas from Triton, recording metrics when the stream ends, fails or is cancelled.
+
+        With a `caller` (gateway/limits.py), the request holds one of its slots until then: TooManyRequests
+        is raised at the first step when it has none left. Triton's deadline is `request_timeout_s` for the
+        whole answer: past it, InferenceTimeout (504, or an `error` event mid-stream) and the Triton request
+        is cancelled."""
+        self.limits.enter(caller)
         stats.prompt_tokens = len(prepared.text.split())
         error: str | None = None
         try:
@@ -156,13 +198,14 @@ class Service:
             error = "cancelled"  # the client went away: the Triton request is cancelled too
             raise
         finally:
+            self.limits.leave(caller)
             stats.latency_s = time.perf_counter() - stats.started
             self.metrics.observe(prepared.name, prepared.version, prepared.label or "", endpoint,
                                  latency_s=stats.latency_s, ttft_s=stats.ttft_s, tokens=stats.tokens, error=error)
 
-    async def complete(self, prepared: Prepared, endpoint: str, stats: Stats) -> str:
+    async def complete(self, prepared: Prepared, endpoint: str, stats: Stats, caller: str | None = None) -> str:
         """The whole answer (streamed internally, so time to first token is measured too)."""
-        return "".join([delta async for delta in self.generate(prepared, endpoint, stats)])
+        return "".join([delta async for delta in self.generate(prepared, endpoint, stats, caller)])
 
     async def refresh(self) -> tuple[bool, str | None]:
         """Fetch the read-only clone (or re-read the repository served in place): (anything changed, head).

@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from promptops.settings import Duration, Settings, env, from_env
 
@@ -27,12 +28,36 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_wildcard(host: str) -> bool:
+    """True for the any-address binds (0.0.0.0, ::) that have no name of their own."""
+    return host.strip("[]") in ("", "0.0.0.0", "::")
+
+
+def host_name(host: str) -> str:
+    """A Host header or name without its port: `Example.com:7070` -> `example.com`, `::1` -> `[::1]`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    if host.count(":") > 1:  # a bare IPv6 address
+        return f"[{host}]"
+    return host.partition(":")[0].rstrip(".")
+
+
+def split_list(text: str | None) -> list[str]:
+    """A comma-separated setting as its non-empty items."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
 @dataclass(frozen=True)
 class GatewaySettings(Settings):
     """Everything the gateway and the UI need; immutable, so one instance can be shared."""
 
     triton_url: str | None = "localhost:8001"
     serve_drafts: bool = False
+    # A token with every role, for automation; what it does is recorded as author_name/author_email.
     admin_token: str | None = field(default=None, repr=False)
     # GitHub push webhooks (POST /v1/store/refresh) are verified with this secret (X-Hub-Signature-256).
     webhook_secret: str | None = field(default=None, repr=False)
@@ -49,6 +74,20 @@ class GatewaySettings(Settings):
     refresh_s: Duration = env("REFRESH", default=30.0)
     clone_dir: Path | None = None
     ui: bool = True
+    # Limits of the generation routes (gateway/limits.py, docs/gateway.md "Limits"): the most `max_tokens` a
+    # request or prompt may ask for (None: the model's `max_model_len` from its model.json, else 2048), and
+    # generation requests in flight per caller (credential or client IP; 0: unlimited).
+    max_tokens_cap: int | None = env("MAX_TOKENS", default=None)
+    max_concurrent_per_caller: int = env("MAX_CONCURRENT", default=8)
+    # Who may do what, and browser safety (gateway/auth.py, docs/security.md). Lists are comma-separated.
+    # Reads and generation: "open" (no credential) or "token"; None: open on a loopback bind, token otherwise.
+    read_access: Literal["open", "token"] | None = None
+    # Host header names (any port) the gateway answers; "*": any. None: 127.0.0.1, localhost, [::1] and `host`.
+    allowed_hosts: str | None = None
+    # Origins (scheme://host[:port]) besides the gateway's own that may send POST/PUT/PATCH/DELETE.
+    trusted_origins: str = ""
+    # Origins answered with CORS headers (none by default); they are trusted origins too.
+    cors_origins: str = ""
 
     @property
     def read_only(self) -> bool:
@@ -56,9 +95,29 @@ class GatewaySettings(Settings):
         return self.store_url is not None
 
     @property
-    def token_required(self) -> bool:
-        """Writes need the admin token when one is set or when other machines can connect."""
-        return self.admin_token is not None or not is_loopback(self.host)
+    def reads_need_credential(self) -> bool:
+        """Reads and generation need a credential: `read_access` "token", or unset on a non-loopback bind."""
+        return self.read_access == "token" or (self.read_access is None and not is_loopback(self.host))
+
+    @property
+    def host_allow_list(self) -> frozenset[str] | None:
+        """Host names (lower case, IPv6 in brackets, no port) the gateway answers; None: any."""
+        if self.allowed_hosts is None:
+            names = set(LOOPBACK_HOSTS)
+            if not is_wildcard(self.host):
+                names.add(host_name(self.host))
+            return frozenset(names)
+        names = {host_name(name) for name in split_list(self.allowed_hosts)}
+        return None if "*" in names else frozenset(names)
+
+    @property
+    def trusted_origin_set(self) -> frozenset[str]:
+        """Origins besides the gateway's own allowed to change state (the CORS origins included)."""
+        return frozenset(o.lower().rstrip("/") for o in (*split_list(self.trusted_origins), *self.cors_origin_list))
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.rstrip("/") for o in split_list(self.cors_origins)]
 
     def core(self) -> Settings:
         """The core's settings for the same repository (the fields both share)."""

@@ -76,6 +76,10 @@ class TemplateError(PromptOpsError):
     """A template or a variable cannot be rendered."""
 
 
+class EmptyPrompt(TemplateError):
+    """The rendered prompt is empty or only whitespace: there is nothing to send to the model."""
+
+
 class RefError(PromptOpsError):
     """A `name@ref` reference is malformed or resolves to nothing."""
 
@@ -142,10 +146,18 @@ class ModelError(InferenceError):
     kind = "model-error"
 
 
+class NotAnEmbeddingModel(ModelError):
+    """The model exists but does not take the embedding contract (a text generator, say)."""
+
+
 class InferenceTimeout(InferenceError):
     """The model did not answer within the request timeout."""
 
     kind = "timeout"
+
+
+class UnknownModel(PromptOpsError):
+    """The caller named a model (not a prompt) that the server does not serve, or not for this purpose."""
 
 
 class TritonLaunchError(PromptOpsError):

@@ -28,7 +28,7 @@ import math
 import struct
 import threading
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from promptops.errors import (
     InferenceTimeout,
     ModelError,
     ModelNotFound,
+    NotAnEmbeddingModel,
     ServerUnavailable,
 )
 
@@ -222,10 +223,15 @@ class InferenceClient:
         self._closing: set[asyncio.Task[None]] = set()
 
     def _get_stub(self) -> Any:
+        import grpc
+
+        # A channel in TRANSIENT_FAILURE fails calls at once until its reconnect backoff ends; a
+        # Triton that came back meanwhile is reached sooner through a fresh channel.
+        if self._channel is not None and self._channel.get_state() is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            self._drop_failed_channel()
         # A grpc.aio channel belongs to the loop that created it.
         loop = asyncio.get_running_loop()
         if self._stub is None or self._loop is not loop:
-            import grpc
             from tritonclient.grpc import service_pb2_grpc
 
             self._channel = grpc.aio.insecure_channel(self.url, options=[
@@ -236,6 +242,9 @@ class InferenceClient:
                 ("grpc.initial_reconnect_backoff_ms", 100),
                 ("grpc.min_reconnect_backoff_ms", 100),
                 ("grpc.max_reconnect_backoff_ms", 1000),
+                # Subchannels are shared process-wide by default, so a fresh channel would inherit the
+                # old one's backoff and fail with "Connection refused" against a server that is back.
+                ("grpc.use_local_subchannel_pool", 1),
             ])
             self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
             self._loop = loop
@@ -333,6 +342,42 @@ class InferenceClient:
             if not completed:
                 # Covers errors, task cancellation and aclose(): the server sees the cancel.
                 call.cancel()
+
+    async def embed(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
+        """One unit-length vector per text from an embedding model (e.g. `all-minilm-l6-v2`); see `embeddings`."""
+        return (await self.embeddings(model, texts, timeout_s=timeout_s)).vectors
+
+    async def embeddings(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
+        """Vectors for `texts` (in order) and the model's own token count, from a model with the
+        embedding contract (input `text`, outputs `embedding` and `num_input_tokens`).
+
+        Unary `ModelInfer` calls (the model is not decoupled) of at most EMBED_BATCH texts each, one
+        after the other; `timeout_s` bounds the whole call. Raises ServerUnavailable, ModelNotFound,
+        ModelError (also for a model without that contract) or InferenceTimeout.
+        """
+        import grpc
+
+        texts = list(texts)
+        if not all(isinstance(text, str) for text in texts):
+            raise TypeError("texts must be strings")
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout
+        vectors: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), EMBED_BATCH):
+            chunk = texts[start:start + EMBED_BATCH]
+            remaining = max(deadline - asyncio.get_running_loop().time(), 0.001)
+            try:
+                response = await self._get_stub().ModelInfer(build_embed_request(model, chunk), timeout=remaining)
+            except grpc.aio.AioRpcError as exc:
+                error = _embed_error(exc, self.url, model, timeout)
+                if isinstance(error, ServerUnavailable):
+                    self._drop_failed_channel()
+                raise error from None
+            chunk_vectors, chunk_tokens = _embed_result(model, response, len(chunk))
+            vectors += chunk_vectors
+            tokens += chunk_tokens
+        return Embeddings(vectors, tokens)
 
     async def is_ready(self, model: str | None = None, *, timeout_s: float = 2.0) -> bool:
         """True when the server (and `model`, if given) is ready; False when unreachable."""
@@ -456,6 +501,71 @@ def stream_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = No
         run_sync(agen.aclose())
 
 
+# -- embeddings: a batched, non-decoupled model (model_repository/all-minilm-l6-v2) --------------------------
+
+# Texts per Triton request: the embedding model's max_batch_size must be at least this.
+EMBED_BATCH = 32
+_NOT_EMBEDDING = ("unexpected inference input", "decoupled", "unexpected inference output")
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Vectors for a list of texts (in order) and the tokens the model read for all of them
+    (its own tokenizer's count, never estimated)."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+
+def build_embed_request(model: str, texts: Sequence[str], request_id: str | None = None) -> Any:
+    """A `ModelInferRequest` of the embedding contract: BYTES input `text` shaped [n, 1]."""
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest(model_name=model, id=request_id or uuid.uuid4().hex)
+    tensor = request.inputs.add()
+    tensor.name, tensor.datatype = "text", "BYTES"
+    tensor.shape.extend([len(texts), 1])
+    request.raw_input_contents.append(b"".join(_bytes_tensor(text.encode("utf-8")) for text in texts))
+    for name in ("embedding", "num_input_tokens"):
+        request.outputs.add().name = name
+    return request
+
+
+def _embed_result(model: str, response: Any, count: int) -> tuple[list[list[float]], int]:
+    """(vectors, summed token count) from a `ModelInferResponse` of the embedding contract."""
+    raw = response.raw_output_contents
+    outputs = {output.name: (output, raw[index] if index < len(raw) else b"")
+               for index, output in enumerate(response.outputs)}
+    vectors, tokens = outputs.get("embedding"), outputs.get("num_input_tokens")
+    shape = list(vectors[0].shape) if vectors else []
+    if (vectors is None or tokens is None or vectors[0].datatype != "FP32" or tokens[0].datatype != "UINT32"
+            or len(shape) != 2 or shape[0] != count or len(vectors[1]) != 4 * count * shape[1]
+            or len(tokens[1]) != 4 * count):
+        raise ModelError(f"model {model!r} did not answer with the embedding contract "
+                         "(FP32 `embedding` [n, d] and UINT32 `num_input_tokens` [n, 1])",
+                         fix="use an embedding model such as all-minilm-l6-v2")
+    dimensions = shape[1]
+    flat = struct.unpack(f"<{count * dimensions}f", vectors[1])
+    return ([list(flat[i * dimensions:(i + 1) * dimensions]) for i in range(count)],
+            sum(struct.unpack(f"<{count}I", tokens[1])))
+
+
+def _embed_error(exc: BaseException, url: str, model: str, timeout_s: float) -> InferenceError:
+    """`map_grpc_error`, saying so when the model exists but is not an embedding model."""
+    error = map_grpc_error(exc, url, model, timeout_s)
+    if type(error) is ModelError and any(marker in error.message for marker in _NOT_EMBEDDING):
+        return NotAnEmbeddingModel(f"model {model!r} is not an embedding model: {error.message}",
+                          fix="use an embedding model such as all-minilm-l6-v2")
+    return error
+
+
+def embed_sync(model: str, texts: Sequence[str], *, url: str = DEFAULT_URL, timeout_s: float = 60.0
+               ) -> list[list[float]]:
+    """Blocking `InferenceClient.embed` for the CLI."""
+    return run_sync(_background.client(url, timeout_s).embed(model, texts))
+
+
 __all__ = ["Completion", "InferenceClient", "build_request", "complete_sync", "generate_sync", "map_grpc_error",
            "run_sync", "stream_sync",
-           "DEFAULT_URL"]
+           "DEFAULT_URL",
+           "EMBED_BATCH", "Embeddings", "build_embed_request", "embed_sync"]

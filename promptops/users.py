@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,9 +58,10 @@ class User:
     def require(self, role: str, action: str) -> None:
         """Forbidden unless this person holds `role`."""
         if role not in self.roles:
+            roles = " ".join(f"--role {r}" for r in sorted({*self.roles, role}))
             raise Forbidden(f"{self.name} may not {action}: that needs the {role} role",
-                            fix=f"ask an admin to run `promptops users add {self.name} --email {self.email} "
-                                f"--role {role}` (roles add up)")
+                            fix=f"ask an admin to run `promptops users add {shlex.quote(self.name)} --email "
+                                f"{self.email} {roles}` (it issues them a new token)")
 
     @property
     def identity(self) -> tuple[str, str]:

@@ -120,3 +120,10 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.Tri
     """A real Triton serving the embedded SmolLM2 model through the CPU vllm backend."""
     yield from _server(tmp_path_factory.mktemp("triton-vllm"),
                        [triton.REPO_ROOT / "model_repository"], ["smollm2-135m"])
+
+
+@pytest.fixture(scope="session")
+def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
+    """A real Triton serving only the all-MiniLM-L6-v2 embedding model (Python backend, transformers on CPU)."""
+    yield from _server(tmp_path_factory.mktemp("triton-embeddings"),
+                       [triton.REPO_ROOT / "model_repository"], ["all-minilm-l6-v2"])

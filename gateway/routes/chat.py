@@ -29,10 +29,11 @@ class ChatRequest(BaseModel):
     stream: bool = False
 
 
-async def start_stream(service: Service, prepared: Prepared, endpoint: str,
-                       stats: Stats) -> tuple[AsyncIterator[str], str | None]:
-    """Start generating and wait for the first delta, so a failure before it gets a real HTTP status."""
-    deltas = service.generate(prepared, endpoint, stats)
+async def start_stream(service: Service, prepared: Prepared, endpoint: str, stats: Stats,
+                       caller: str | None = None) -> tuple[AsyncIterator[str], str | None]:
+    """Start generating and wait for the first delta, so a failure before it gets a real HTTP status
+    (a caller over its concurrency limit included: 429)."""
+    deltas = service.generate(prepared, endpoint, stats, caller)
     try:
         first = await anext(deltas)
     except StopAsyncIteration:
@@ -61,14 +62,14 @@ async def chat(body: ChatRequest, request: Request) -> Response:
     service = service_of(request)
     prepared = service.prepare(service.resolve(body.prompt), body.message,
                                [t.model_dump() for t in body.history], body.config)
-    stats = Stats()
+    stats, caller = Stats(), service.limits.caller(request)
     try:
         if body.stream:
-            deltas, first = await start_stream(service, prepared, "chat", stats)
+            deltas, first = await start_stream(service, prepared, "chat", stats, caller)
             return StreamingResponse(_events(prepared, deltas, first, stats), media_type="text/event-stream",
                                      headers={**prepared.headers, "Cache-Control": "no-cache",
                                               "X-Accel-Buffering": "no"})
-        text = await service.complete(prepared, "chat", stats)
+        text = await service.complete(prepared, "chat", stats, caller)
     except PromptOpsError as exc:
         return error_response(exc, prepared.headers)
     return JSONResponse({"text": text, **prepared.describe(), "usage": stats.usage(), "timing": stats.timing()},

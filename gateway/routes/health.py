@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.deps import ServiceDep
@@ -19,8 +19,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(service: ServiceDep) -> JSONResponse:
-    """Ready when Triton is ready, the default model is loaded and the prompt store is readable."""
+async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
+    """Ready when Triton is ready, the default model is loaded and the prompt store is readable.
+
+    Public (probes carry no credential), so the reasons never show absolute paths or URL credentials."""
     settings = service.settings
     reasons: list[str] = []
     triton = await service.client.is_ready()
@@ -34,7 +36,7 @@ async def readyz(service: ServiceDep) -> JSONResponse:
         store = True
     except Exception as exc:  # any failure to read the store means "not ready", with the reason
         head, store = None, False
-        reasons.append(f"prompt store not readable: {exc}")
+        reasons.append(f"prompt store not readable: {request.app.state.redact(str(exc))}")
     checks = {"triton": triton, "model": model, "store": store, "commit": head}
     if reasons:
         body = {"status": "unready", "checks": checks,

@@ -120,15 +120,15 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
     service = service_of(request)
     message, history = _split(body)
     prepared = service.prepare(service.resolve(body.model), message, history, body.overrides())
-    stats = Stats()
+    stats, caller = Stats(), service.limits.caller(request)
     try:
         if body.stream:
-            deltas, first = await start_stream(service, prepared, "openai", stats)
+            deltas, first = await start_stream(service, prepared, "openai", stats, caller)
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(_chunks(prepared, deltas, first, stats, include_usage),
                                      media_type="text/event-stream", headers={**prepared.headers,
                                                                               "Cache-Control": "no-cache"})
-        text = await service.complete(prepared, "openai", stats)
+        text = await service.complete(prepared, "openai", stats, caller)
     except PromptOpsError as exc:
         return error_response(exc, prepared.headers)
     return JSONResponse({

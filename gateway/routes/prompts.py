@@ -1,4 +1,6 @@
-"""Prompts: list, show, versions, labels, diff, render, save, approve, promote and rollback.
+"""Prompts: list, show, versions, labels, diff, render, save, approve, revoke, promote and rollback.
+
+Writes take the signed-in person (gateway/auth.py): commits, approval tags and label moves record them.
 
 Sync handlers on purpose: the store runs git, so FastAPI runs these in its thread pool.
 """
@@ -11,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import AdminDep, ServiceDep, SettingsDep
+from gateway.deps import ApproverDep, DeployerDep, EditorDep, ServiceDep, SettingsDep
 from gateway.serving import Service, to_turns
 from promptops import diff as prompt_diff
 from promptops.errors import Forbidden, RefError, VersionNotFound
@@ -55,6 +57,14 @@ class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int | None = Field(None, ge=1)
     message: str | None = None
+
+
+class RevokeRequest(BaseModel):
+    """Which approved version to revoke, and why (recorded in the revocation tag)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(..., ge=1)
+    reason: str = Field(..., min_length=1, examples=["answers leak internal ticket numbers"])
 
 
 class PromoteRequest(BaseModel):
@@ -157,21 +167,19 @@ def _moved(service: Service, change: LabelChange) -> dict[str, Any]:
 
 
 @router.post("/{name}/promote")
-def post_promote(name: str, body: PromoteRequest, service: ServiceDep, settings: SettingsDep,
-                 _: AdminDep) -> dict[str, Any]:
-    """Point a label at a version, as a commit of the labels file; 409 when a protected label
-    (`production`) would point at an unapproved or revoked version."""
+def post_promote(name: str, body: PromoteRequest, service: ServiceDep, user: DeployerDep) -> dict[str, Any]:
+    """Point a label at a version, as a commit of the labels file authored by the signed-in deployer;
+    409 when a protected label (`production`) would point at an unapproved or revoked version."""
     change = service.store.promote(_ref(name, body.ref), body.label, commit=True, message=body.message,
-                                   author=(settings.author_name, settings.author_email))
+                                   author=user.identity)
     return _moved(service, change)
 
 
 @router.post("/{name}/rollback")
-def post_rollback(name: str, body: RollbackRequest, service: ServiceDep, settings: SettingsDep,
-                  _: AdminDep) -> dict[str, Any]:
-    """Move a label back to where it pointed before its last move (a commit); 409 when there is none."""
-    change = service.store.rollback(check_name(name), body.label, commit=True,
-                                    author=(settings.author_name, settings.author_email))
+def post_rollback(name: str, body: RollbackRequest, service: ServiceDep, user: DeployerDep) -> dict[str, Any]:
+    """Move a label back to where it pointed before its last move (a commit by the signed-in deployer);
+    409 when there is none."""
+    change = service.store.rollback(check_name(name), body.label, commit=True, author=user.identity)
     return _moved(service, change)
 
 
@@ -198,19 +206,20 @@ def post_render(name: str, body: RenderRequest, service: ServiceDep, settings: S
 
 
 @router.put("/{name}")
-def put_prompt(name: str, body: SaveRequest, service: ServiceDep, settings: SettingsDep,
-               _: AdminDep) -> dict[str, Any]:
-    """Validate and commit a new version; 409 when `base_commit` is no longer the newest."""
+def put_prompt(name: str, body: SaveRequest, service: ServiceDep, user: EditorDep) -> dict[str, Any]:
+    """Validate and commit a new version, authored by the signed-in editor; 409 when `base_commit` is no
+    longer the newest."""
     version = service.store.save(check_name(name), body.text, base_commit=body.base_commit,
-                                 author_name=settings.author_name, author_email=settings.author_email,
+                                 author_name=user.name, author_email=user.email,
                                  message=body.message or f"Update prompt {name} (gateway)")
     return {"version": version.to_dict()}
 
 
 @router.post("/{name}/approve")
 def post_approve(name: str, body: ApproveRequest, service: ServiceDep, settings: SettingsDep,
-                 _: AdminDep) -> dict[str, Any]:
-    """Tag a version as approved (served for the bare name from then on)."""
+                 user: ApproverDep) -> dict[str, Any]:
+    """Tag a version as approved by the signed-in approver (served for the bare name from then on);
+    403 under the four-eyes policy when they wrote it."""
     if not settings.allow_approve:
         raise Forbidden("approving is disabled on this gateway", fix="approve with `promptops approve NAME` "
                                                                      "or set PROMPTOPS_ALLOW_APPROVE=1")
@@ -220,5 +229,13 @@ def post_approve(name: str, body: ApproveRequest, service: ServiceDep, settings:
         if not versions:
             raise VersionNotFound(f"prompt '{name}' has no committed version", fix="save it first")
         number = versions[-1].number
-    version, created = service.store.approve(check_name(name), number, body.message)
+    version, created = service.store.approve(check_name(name), number, body.message, approver=user.identity)
     return {"version": version.to_dict(), "created": created}
+
+
+@router.post("/{name}/revoke")
+def post_revoke(name: str, body: RevokeRequest, service: ServiceDep, user: ApproverDep) -> dict[str, Any]:
+    """Revoke an approval (a revocation tag recording the signed-in approver and the reason): the version
+    is no longer served for the bare name or a protected label. 409 when it is not approved."""
+    version = service.store.revoke(check_name(name), body.version, body.reason, actor=user.identity)
+    return {"version": version.to_dict()}

@@ -34,7 +34,7 @@ async def seed_prompt(request: Request) -> Response:
         raise PromptInvalid(problems)
     prepared = service.prepare_prompt(prompt, None)
     try:
-        text = await service.complete(prepared, "seed", Stats())
+        text = await service.complete(prepared, "seed", Stats(), service.limits.caller(request))
     except PromptOpsError as exc:
         return error_response(exc, prepared.headers)
     return PlainTextResponse(text, headers=prepared.headers)

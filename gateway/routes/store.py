@@ -11,17 +11,32 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from gateway.deps import ServiceDep, SettingsDep, check_refresh, service_of
+from gateway.deps import CallerDep, ServiceDep, SettingsDep, check_refresh, get_auth, service_of
+from gateway.errors import without_url_credentials
 
 router = APIRouter(prefix="/v1/store", tags=["health"])
 
 
+def _is_url(source: str) -> bool:
+    return "://" in source or (":" in source.split("/", 1)[0] and not source.startswith("/"))  # scp-like git@h:x
+
+
 @router.get("")
-def store_info(service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
-    """Where prompts are served from, and the last refresh."""
-    return {"repo": str(service.store.repo), "branch": service.store.branch, "source": settings.store_url,
-            "read_only": settings.read_only, "commit": service.store.head_commit(),
-            "refresh": service.last_refresh}
+def store_info(request: Request, service: ServiceDep, settings: SettingsDep, caller: CallerDep) -> dict[str, Any]:
+    """Where prompts are served from, and the last refresh.
+
+    URL credentials (`https://user:token@host`) are never shown; file-system paths (the repository,
+    a local `--store`, paths in a refresh error) only to a signed-in caller."""
+    redact = without_url_credentials if caller is not None else request.app.state.redact
+    source = settings.store_url
+    if source is not None:
+        source = without_url_credentials(source) if _is_url(source) or caller is not None else None
+    refresh = service.last_refresh
+    if refresh is not None and "error" in refresh:
+        refresh = {**refresh, "error": redact(str(refresh["error"]))}
+    return {"repo": str(service.store.repo) if caller is not None else None, "branch": service.store.branch,
+            "source": source, "read_only": settings.read_only, "commit": service.store.head_commit(),
+            "refresh": refresh}
 
 
 @router.post("/refresh")
@@ -29,12 +44,13 @@ async def refresh(request: Request, settings: SettingsDep) -> dict[str, Any]:
     """Fetch the read-only clone now (or re-read the repository served in place).
 
     Accepts a GitHub webhook delivery signed with PROMPTOPS_WEBHOOK_SECRET (`X-Hub-Signature-256`),
-    or `Authorization: Bearer <admin token>`; anything else is refused (401 unsigned or badly
-    signed, 403 when no secret is set) before anything is fetched. A `ping` event only checks the
-    signature. Answers `{"refreshed": <anything changed>, "head": <serving commit>}`.
+    or a signed-in deployer (`Authorization: Bearer <token>`); anything else is refused (401 without
+    a valid credential or signature, 403 without the deployer role or, for a signed delivery, when no
+    secret is set) before anything is fetched. A `ping` event only checks the signature. Answers
+    `{"refreshed": <anything changed>, "head": <serving commit>}`.
     """
     body = await request.body()  # the raw bytes: the signature covers them exactly
-    check_refresh(settings, body, request.headers.get("x-hub-signature-256"), request.headers.get("authorization"))
+    check_refresh(settings, body, request.headers.get("x-hub-signature-256"), get_auth(request).caller_of(request))
     service = service_of(request)
     if request.headers.get("x-github-event") == "ping":
         return {"refreshed": False, "head": await asyncio.to_thread(service.store.head_commit), "event": "ping"}

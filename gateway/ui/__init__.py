@@ -25,5 +25,5 @@ def mount_ui(app: FastAPI, settings: GatewaySettings) -> None:
 
     from gateway.ui.blocks import build
 
-    blocks = build(lambda: app.state.service, settings)
+    blocks = build(lambda: app.state.service, settings, app.state.auth)
     gr.mount_gradio_app(app, blocks, path="/", ssr_mode=False, show_error=True, footer_links=["api"])

@@ -1,27 +1,52 @@
-"""The whole UI: three tabs in one Blocks, filled on page load from the store."""
+"""The whole UI: who is signed in, then three tabs in one Blocks, filled on page load from the store."""
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
+from gateway.auth import Auth, ui_caller
 from gateway.settings import GatewaySettings
 from gateway.ui.chat import build_chat
 from gateway.ui.common import GetService
 from gateway.ui.editor import build_editor
 from gateway.ui.viewer import build_viewer
 
+SIGNED_OUT = ("Not signed in: chatting and reading work; to save, approve or promote, open the sign-in link "
+              "<code>promptops serve</code> printed (or <a href=\"/signin\">sign in with a token</a>).")
 
-def build(get: GetService, settings: GatewaySettings) -> gr.Blocks:
-    """Chat, Prompt Viewer and Prompt Editor. `get()` returns the app's Service (opened by the lifespan)."""
+
+def who(auth: Auth, request: gr.Request) -> str:
+    """HTML: the person this browser is signed in as, their roles and a sign-out button; or how to sign in."""
+    user = ui_caller(auth, request)
+    if user is None:
+        return SIGNED_OUT
+    roles = ", ".join(sorted(user.roles)) or "no roles"
+    return (f"Signed in as <strong>{html.escape(user.name)}</strong> &lt;{html.escape(user.email)}&gt; "
+            f"({html.escape(roles)}) <form method=\"post\" action=\"/signout\" style=\"display:inline\">"
+            "<button type=\"submit\" id=\"signout\">Sign out</button></form>")
+
+
+def build(get: GetService, settings: GatewaySettings, auth: Auth) -> gr.Blocks:
+    """Chat, Prompt Viewer and Prompt Editor. `get()` returns the app's Service (opened by the lifespan);
+    `auth` tells who the browser's session cookie belongs to."""
     with gr.Blocks(title="promptops", analytics_enabled=False) as blocks:
         gr.Markdown("# promptops\nPrompts as code: versioned in git, approved by tag, served by Triton.")
+        # Markdown, not gr.HTML: Gradio 6 compiles gr.HTML templates with `new Function`, which the CSP forbids.
+        signed_in = gr.Markdown(elem_id="signed-in", sanitize_html=False)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat = build_chat(get)
             with gr.Tab("Prompt Viewer", id="viewer"):
                 viewer = build_viewer(get)
             with gr.Tab("Prompt Editor", id="editor"):
-                editor = build_editor(get, settings)
+                editor = build_editor(get, settings, auth)
+
+        def on_load(request: gr.Request) -> str:
+            return who(auth, request)
+
+        blocks.load(on_load, None, signed_in)
         for part in (chat, viewer, editor):
             fn, outputs = part["load"]
             blocks.load(fn, None, outputs)

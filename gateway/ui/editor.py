@@ -3,6 +3,8 @@
 Save is `store.save` (validate + git commit) with the commit the edit started from,
 so a save based on a replaced version is refused with the current version number.
 Promote is `store.promote(..., commit=True)`: the core checks every label rule.
+Every write is done as the person this browser is signed in as (its session cookie, gateway/auth.py),
+with the role the API asks for: commits, approval tags and label moves record them.
 """
 
 from __future__ import annotations
@@ -11,16 +13,32 @@ from typing import Any
 
 import gradio as gr
 
-from gateway.deps import check_admin
+from gateway.auth import Auth, read_only, ui_caller
 from gateway.settings import GatewaySettings
 from gateway.ui.common import GetService, describe_error, prompt_names
 from promptops.errors import PromptOpsError
 from promptops.prompt import SEED_TEMPLATE, dump_document
 from promptops.schema import check_bytes
+from promptops.users import User
 
 # {"name": str, "commit": str, "number": int} of the version being edited; None for a new prompt
 Base = dict[str, Any] | None
 SUGGESTED_LABELS = ["production", "staging"]
+SIGN_IN = "Sign in first: open the sign-in link `promptops serve` printed (or /signin with a token)."
+
+
+class NotSignedIn(PromptOpsError):
+    """The browser has no valid session: shown as the sign-in note."""
+
+
+def acting(auth: Auth, settings: GatewaySettings, request: gr.Request, role: str, action: str) -> User:
+    """The signed-in person, when they may do `action` (the API's checks: read-only clone, session, role)."""
+    read_only(settings)
+    user = ui_caller(auth, request)
+    if user is None:
+        raise NotSignedIn(SIGN_IN)
+    user.require(role, action)
+    return user
 
 
 def validation_report(name: str, text: str) -> str:
@@ -42,7 +60,7 @@ def editing_label(name: str, base: Base) -> str:
         f"New prompt **{name or '…'}** (not saved yet)"
 
 
-def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
+def build_editor(get: GetService, settings: GatewaySettings, auth: Auth) -> dict[str, Any]:
     """The Editor tab's components and events; returns the components the page-load event fills."""
     writable = not settings.read_only
     with gr.Row():
@@ -54,8 +72,6 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
     editor = gr.Code(label="Prompt JSON", language="json", interactive=writable, lines=18, elem_id="edit-json")
     report = gr.Markdown(elem_id="edit-validation")
     message = gr.Textbox(label="Commit message", placeholder="What changed and why", elem_id="edit-message")
-    token = gr.Textbox(label="Admin token", type="password", visible=settings.token_required and writable,
-                       elem_id="edit-token")
     with gr.Row():
         save = gr.Button("Save (git commit)", variant="primary", interactive=writable, elem_id="edit-save")
         approve = gr.Button("Approve this version", visible=settings.allow_approve and writable,
@@ -81,13 +97,12 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
     def on_new(current_name: str) -> tuple[Any, ...]:
         return dump_document(SEED_TEMPLATE), None, editing_label(current_name, None), ""
 
-    def on_save(prompt: str, text: str, current: Base, note: str, secret: str) -> tuple[Any, ...]:
+    def on_save(prompt: str, text: str, current: Base, note: str, request: gr.Request) -> tuple[Any, ...]:
         service = get()
         try:
-            check_admin(service.settings, f"Bearer {secret}" if secret else None)
+            user = acting(auth, service.settings, request, "editor", "save prompts")
             version = service.store.save(prompt, text, base_commit=current["commit"] if current else None,
-                                         author_name=service.settings.author_name,
-                                         author_email=service.settings.author_email,
+                                         author_name=user.name, author_email=user.email,
                                          message=note or f"Update prompt {prompt} (UI)")
         except PromptOpsError as exc:
             extra = ""
@@ -99,21 +114,21 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
             " (already approved)" if version.approved else " — a draft until approved.")
         return saved, text_out, gr.update(choices=prompt_names(service), value=prompt)
 
-    def on_approve(prompt: str, current: Base, secret: str) -> str:
+    def on_approve(prompt: str, current: Base, request: gr.Request) -> str:
         service = get()
         if not current:
             return "Save or open a version first: only committed versions can be approved."
         try:
-            check_admin(service.settings, f"Bearer {secret}" if secret else None)
+            user = acting(auth, service.settings, request, "approver", "approve or revoke versions")
             if not service.settings.allow_approve:
                 return "Approving is disabled on this gateway."
-            version, created = service.store.approve(prompt, current["number"])
+            version, created = service.store.approve(prompt, current["number"], approver=user.identity)
         except PromptOpsError as exc:
             return describe_error(exc)
         return (f"✅ Approved **{prompt} v{version.number}** (tag `{version.tag}`)." if created
                 else f"{prompt} v{version.number} was already approved.")
 
-    def on_promote(current: Base, chosen: str | None, secret: str) -> str:
+    def on_promote(current: Base, chosen: str | None, request: gr.Request) -> str:
         service = get()
         if not current:
             return "Save or open a version first: only committed versions can take a label."
@@ -121,11 +136,10 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
         if not wanted:
             return "Pick or type a label (e.g. production or staging)."
         try:
-            check_admin(service.settings, f"Bearer {secret}" if secret else None)
+            user = acting(auth, service.settings, request, "deployer", "move labels")
             if service.store.labels().target(prompt, wanted) == number:  # the core would commit an empty move
                 return f"{prompt}: {wanted} already points to v{number}."
-            change = service.store.promote(f"{prompt}@{number}", wanted, commit=True,
-                                           author=(service.settings.author_name, service.settings.author_email))
+            change = service.store.promote(f"{prompt}@{number}", wanted, commit=True, author=user.identity)
         except PromptOpsError as exc:
             return describe_error(exc)
         return f"✅ {change.describe()}" + (f" (commit `{change.commit[:7]}`)." if change.commit else ".")
@@ -134,10 +148,10 @@ def build_editor(get: GetService, settings: GatewaySettings) -> dict[str, Any]:
     new.click(on_new, name, [editor, base, state, result])
     editor.change(validation_report, [name, editor], report, trigger_mode="always_last", show_progress="hidden")
     name.input(validation_report, [name, editor], report, trigger_mode="always_last", show_progress="hidden")
-    save.click(on_save, [name, editor, base, message, token], [base, result, existing]).then(
+    save.click(on_save, [name, editor, base, message], [base, result, existing]).then(
         editing_label, [name, base], state)
-    approve.click(on_approve, [name, base, token], result)
-    promote.click(on_promote, [base, label, token], result)
+    approve.click(on_approve, [name, base], result)
+    promote.click(on_promote, [base, label], result)
 
     def on_load() -> Any:
         return gr.update(choices=prompt_names(get()), value=None)

@@ -5,6 +5,11 @@ gateway down, then the Triton this `serve` started is stopped and waited for (a 
 reused is left running). A signal that arrives while Triton is still starting stops it as well.
 The exit status is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
 
+Signing in: `serve` creates (once) or reads the local owner's token (0600, ~/.config/promptops/local-token;
+the owner is in the users file with every role, named after the repository's git identity) and prints a
+sign-in link like Jupyter's. The browser that opens it gets a session cookie; what it saves, approves
+and promotes is recorded as that person.
+
 After a SIGKILL nothing can clean up: the embedded Triton keeps running. Its PID file names this
 `serve` as the owner, so the next `serve` sees an orphan and replaces it (see `_start_triton`).
 """
@@ -100,6 +105,33 @@ def _gateway_settings(ctx: typer.Context, **changes: Any) -> Any:
     return from_env(GatewaySettings, repo=core.repo, prompts_dir=core.prompts_dir, **changes)
 
 
+def _owner(repo: Any) -> tuple[str, str]:
+    """The local owner as the repository's git identity knows them; ("owner", "owner@localhost") when it does not."""
+    from promptops.errors import PromptOpsError
+    from promptops.store.git import Git
+
+    try:
+        return Git(repo).identity("signing in")
+    except (PromptOpsError, OSError):
+        return "owner", "owner@localhost"
+
+
+def sign_in_link(settings: Any) -> str:
+    """`http://127.0.0.1:7070/signin?token=...` for the local owner (their token is created once, then reused)."""
+    from gateway.settings import host_name, is_wildcard
+    from promptops.errors import PromptOpsError
+    from promptops.users import Users, local_token
+
+    users = Users(settings.users_file)
+    name, email = _owner(settings.repo)
+    try:
+        token = local_token(users, name, email)
+    except PromptOpsError:  # a git identity the users file does not accept (an odd email): the generic owner
+        token = local_token(users, "owner", "owner@localhost")
+    host = "127.0.0.1" if is_wildcard(settings.host) else host_name(settings.host)
+    return f"http://{host}:{settings.port}/signin?token={token}"
+
+
 def _duration(text: str) -> float:
     from promptops.settings_env import parse_duration
 
@@ -110,7 +142,7 @@ def _duration(text: str) -> float:
 
 
 def serve(ctx: typer.Context,
-          host: Annotated[str, typer.Option(help="Address to listen on (non-loopback: writes need PROMPTOPS_ADMIN_TOKEN).")] = "127.0.0.1",
+          host: Annotated[str, typer.Option(help="Address to listen on (non-loopback: reads need a token too; set PROMPTOPS_ALLOWED_HOSTS).")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on.")] = 7070,
           triton_url: Annotated[Optional[str], typer.Option("--triton-url", help="Use this Triton (host:port gRPC) instead of starting the embedded one.")] = None,
           serve_drafts: Annotated[bool, typer.Option("--serve-drafts", help="Serve the newest version (and @draft) for bare names, approved or not.")] = False,
@@ -133,9 +165,13 @@ def serve(ctx: typer.Context,
                 url = config.grpc_url
             settings = _gateway_settings(ctx, host=host, port=port, triton_url=url, serve_drafts=serve_drafts,
                                          store_url=store, store_ref=ref, refresh_s=_duration(refresh), ui=ui)
-            if not is_loopback(host) and settings.admin_token is None:
-                echo(f"Listening on {host}: saving and approving are disabled until PROMPTOPS_ADMIN_TOKEN is set.",
-                     err=True)
+            if not is_loopback(host):
+                hosts = ", ".join(sorted(settings.host_allow_list or ["any"]))
+                who = "every request needs" if settings.reads_need_credential else "writes need"
+                echo(f"Listening on {host}: {who} a token or the sign-in below, and the Host a request names "
+                     f"must be one of: {hosts} (PROMPTOPS_ALLOWED_HOSTS).", err=True)
+            echo(f"Sign in (saves, approvals and label moves are recorded as you): {sign_in_link(settings)}",
+                 err=True)
             run(settings, stop)
             stop.check()
         except Stopped as stopped:

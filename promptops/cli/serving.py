@@ -144,13 +144,20 @@ def test(ctx: typer.Context,
          concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Cases in flight at once.")] = 4,
          junit: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here.")] = None,
          format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
-         timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 120.0) -> int:
+         timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 120.0,
+         require_tests: Annotated[bool, typer.Option("--require-tests", help="Fail (exit 1, nothing run) when a selected prompt has no test cases.")] = False) -> int:
     """Run the prompts' test cases against the model on Triton."""
     from promptops.inference import InferenceClient, run_sync
     from promptops.testing import junit_xml, run_tests
     from promptops.workspace import atomic_write
 
-    targets = [t for t in _targets(ctx, list(names or []), ref, changed_since) if t.prompt.tests]
+    selected = _targets(ctx, list(names or []), ref, changed_since)
+    untested = [t.prompt.name for t in selected if not t.prompt.tests]
+    if require_tests and untested:
+        # CI approves what passes: a prompt without cases would "pass" without anything being checked.
+        raise PromptOpsError(f"no test cases in {', '.join(untested)}",
+                             fix="add `tests` cases to the prompt file (README: prompt files), or leave it out of this run")
+    targets = [t for t in selected if t.prompt.tests]
     total = sum(len(t.prompt.tests) for t in targets) * repeat
     if total == 0:
         echo("No test cases to run.")
@@ -221,7 +228,7 @@ def chat(ctx: typer.Context,
         if message.strip() == "/reset":
             history.clear()
             continue
-        text = render(prompt, {**variables, "user": message}, history)
+        text = render(prompt, {**variables, "user": message}, history, default_model=model)
         parts = []
         for delta in stream_sync(model, text, prompt.config, url=grpc_url(ctx), timeout_s=timeout):
             parts.append(delta)

@@ -1,6 +1,8 @@
 """Browser fixtures: the real app (UI + API) in a uvicorn thread against the echo model, and Chromium.
 
-Chromium is Debian's (`bash scripts/setup-browser.sh`); never `playwright install`.
+Chromium is Debian's (`bash scripts/setup-browser.sh`); never `playwright install`. Every test gets its
+own config folder (the users file); `sign_in(page, url, name)` follows a sign-in link like the one
+`promptops serve` prints. Pages fail the test on an outside request or a Content-Security-Policy violation.
 """
 
 from __future__ import annotations
@@ -15,10 +17,34 @@ from urllib.parse import urlsplit
 import pytest
 
 from promptops import triton
+from promptops.users import ROLES, Users
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh XDG_CONFIG_HOME (the users file the gateways read) for every test."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def users(config_home: Path) -> Users:
+    return Users(config_home / "promptops" / "users.json")
+
+
+@pytest.fixture
+def sign_in(users: Users) -> Callable[..., None]:
+    """`sign_in(page, url, name="Eve Editor", roles=ROLES)`: add the person, open their sign-in link."""
+    def go(page: Any, url: str, name: str = "Eve Editor", roles: tuple[str, ...] = ROLES) -> None:
+        token = users.add(name, f"{name.split()[0].lower()}@example.com", list(roles))[1]
+        page.goto(f"{url}/signin?token={token}")  # redirected to / with the session cookie
+
+    return go
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +114,14 @@ def page(browser: Any, serve: Callable[..., str]) -> Iterator[Any]:
     page.on("request", lambda request: outside.append(request.url)
             if not request.url.startswith(("data:", "blob:")) and urlsplit(request.url).hostname != "127.0.0.1"
             else None)
+    blocked: list[str] = []  # what the gateway's Content-Security-Policy stopped: Gradio must not need it
+    page.on("console", lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text else None)
     page.set_default_timeout(15_000)
     yield page
     context.close()
     assert outside == [], f"the UI made outside requests: {outside}"
+    assert blocked == [], f"the Content-Security-Policy blocked: {blocked}"
 
 
 @pytest.fixture

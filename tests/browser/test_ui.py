@@ -1,4 +1,5 @@
-"""The UI in a real browser: chat on a pinned version, URL pins, first run, labels, the editor, the viewer."""
+"""The UI in a real browser: chat on a pinned version, URL pins, first run, labels, the editor, the viewer,
+signing in (every save, approval and label move is done as the signed-in person)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def test_url_pins_the_version(page, ui):
 
 
 def open_editor(page, ui, name: str) -> None:
-    page.goto(ui["url"] + "/")
+    if not page.url.startswith(ui["url"]):
+        page.goto(ui["url"] + "/")
     page.get_by_role("tab", name="Prompt Editor").click()
     page.locator("#edit-name input, #edit-name textarea").first.fill(name)
     page.locator("#edit-new").click()
@@ -57,8 +59,9 @@ def set_editor_text(page, text: str) -> None:
     page.keyboard.insert_text(text)  # no key events: CodeMirror's auto-closing brackets stay out of it
 
 
-def test_editor_refuses_an_invalid_prompt_and_writes_nothing(page, ui):
+def test_editor_refuses_an_invalid_prompt_and_writes_nothing(page, ui, sign_in):
     before = ui["repo"].git("rev-parse", "HEAD")
+    sign_in(page, ui["url"])
     open_editor(page, ui, "broken")
     set_editor_text(page, '{"config": {"top_p": "7"}, "template": "{nope}"}')
     expect(page.locator("#edit-validation")).to_contain_text("Invalid")
@@ -69,14 +72,58 @@ def test_editor_refuses_an_invalid_prompt_and_writes_nothing(page, ui):
     assert not (ui["repo"].path / "prompts" / "broken.json").exists()
 
 
-def test_editor_saves_a_new_version(page, ui, screenshot):
+def test_editor_saves_a_new_version_as_the_signed_in_person(page, ui, sign_in, screenshot):
+    sign_in(page, ui["url"], "Eve Editor", ("editor",))
+    expect(page).to_have_url(ui["url"] + "/")  # the token left the address bar
+    cookie = next(c for c in page.context.cookies() if c["name"] == "promptops_session")
+    assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+    expect(page.locator("#signed-in")).to_contain_text("Signed in as Eve Editor")
     open_editor(page, ui, "greeter")
     page.locator("#edit-message textarea, #edit-message input").first.fill("Add greeter")
     page.locator("#edit-save").click()
     expect(page.locator("#edit-result")).to_contain_text("Saved greeter v1")
     assert ui["repo"].git("log", "-1", "--format=%s") == "Add greeter"
+    assert ui["repo"].git("log", "-1", "--format=%an <%ae>") == "Eve Editor <eve@example.com>"
     assert ui["repo"].git("show", "HEAD:prompts/greeter.json").startswith("{")
     screenshot(page, "editor")
+
+
+def test_editor_without_signing_in_writes_nothing(page, ui):
+    before = ui["repo"].git("rev-parse", "HEAD")
+    page.goto(ui["url"] + "/")
+    expect(page.locator("#signed-in")).to_contain_text("Not signed in")
+    expect(page.locator("#edit-token")).to_have_count(0)  # no token box: the session cookie is the credential
+    open_editor(page, ui, "greeter")
+    page.locator("#edit-save").click()
+    expect(page.locator("#edit-result")).to_contain_text("Sign in first")
+    assert ui["repo"].git("rev-parse", "HEAD") == before
+
+
+def test_editor_approves_as_the_signed_in_approver_and_signs_out(page, ui, sign_in):
+    sign_in(page, ui["url"], "Amy Approver", ("approver",))
+    page.get_by_role("tab", name="Prompt Editor").click()
+    choose(page, "edit-open", "support")
+    expect(page.locator("#edit-state")).to_contain_text("from v2")
+    page.locator("#edit-approve").click()
+    expect(page.locator("#edit-result")).to_contain_text("Approved support v2")
+    tag = ui["repo"].git("for-each-ref", "--format=%(contents)", "refs/tags/prompts/support/v2")
+    assert "Approved-by: Amy Approver <amy@example.com>" in tag
+    page.locator("#edit-save").click()  # an approver is not an editor
+    expect(page.locator("#edit-result")).to_contain_text("needs the editor role")
+    page.locator("#signout").click()
+    expect(page.locator("#signed-in")).to_contain_text("Not signed in")
+
+
+def test_token_reads_show_the_sign_in_page_then_the_ui(page, repo, serve, sign_in, make_prompt):
+    repo.commit({"prompts/support.json": make_prompt(system="D1 ")}, "support v1")
+    url = serve(repo, read_access="token")
+    page.goto(url + "/")
+    expect(page.locator("form[action='/signin']")).to_be_visible()
+    sign_in(page, url, "Rita Reader", ("editor",))
+    expect(page.locator("#chat-notice")).to_contain_text("Chatting with draft v1")
+    page.locator("#chat-message textarea").fill("signed in")
+    page.keyboard.press("Enter")
+    expect(page.locator("#chat-log")).to_contain_text("D1 signed in")
 
 
 def test_viewer_shows_history_and_a_diff(page, ui, screenshot):
@@ -134,8 +181,8 @@ def test_viewer_lists_label_history(page, labelled):
     expect(table).to_contain_text("Bo")
 
 
-def test_editor_promotes_and_shows_a_refused_protected_label(page, ui, screenshot):
-    page.goto(ui["url"] + "/")
+def test_editor_promotes_and_shows_a_refused_protected_label(page, ui, sign_in, screenshot):
+    sign_in(page, ui["url"], "Dee Deployer", ("deployer",))
     page.get_by_role("tab", name="Prompt Editor").click()
     choose(page, "edit-open", "support")
     expect(page.locator("#edit-state")).to_contain_text("from v2")
@@ -143,6 +190,7 @@ def test_editor_promotes_and_shows_a_refused_protected_label(page, ui, screensho
     page.locator("#edit-promote").click()
     expect(page.locator("#edit-result")).to_contain_text("support: staging (unset) -> v2")
     assert PromptStore(ui["repo"].path).labels().of("support") == {"staging": 2}
+    assert ui["repo"].git("log", "-1", "--format=%an <%ae>") == "Dee Deployer <dee@example.com>"
     choose(page, "edit-label", "production")
     page.locator("#edit-promote").click()
     expect(page.locator("#edit-result")).to_contain_text("production is a protected label")

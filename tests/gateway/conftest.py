@@ -1,11 +1,13 @@
-"""Gateway fixtures: a real Triton with the echo model, a real git repo of prompts, the app.
+"""Gateway fixtures: a real Triton with the echo model, a real git repo of prompts, the app, its users.
 
-`echo_server` and `vllm_server` come from tests/conftest.py.
+`echo_server` and `vllm_server` come from tests/conftest.py. Every test gets its own config folder
+(XDG_CONFIG_HOME): the users file and the local owner's token never touch the real home.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,9 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from promptops import triton
+from promptops.users import ROLES, Users
+
+BASE_URL = "http://127.0.0.1:7070"  # a loopback Host: the gateway refuses names outside allowed_hosts
 
 
 def doc(system: str = "", **fields: Any) -> dict[str, Any]:
@@ -25,6 +30,36 @@ def doc(system: str = "", **fields: Any) -> dict[str, Any]:
 def labels(**support: int) -> dict[str, Any]:
     """A labels.json document with `support`'s labels (production is protected)."""
     return {"protected": ["production"], "labels": {"support": support}}
+
+
+@pytest.fixture(autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh XDG_CONFIG_HOME (users file, local token) for every test."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def users(config_home: Path) -> Users:
+    """The users file the test gateways read (empty until a test adds people)."""
+    return Users(config_home / "promptops" / "users.json")
+
+
+@pytest.fixture
+def person(users: Users) -> Callable[..., dict[str, str]]:
+    """`person("Ed Editor", "editor")`: add them (email: first name @example.com); their Authorization header."""
+    def add(name: str, *roles: str) -> dict[str, str]:
+        token = users.add(name, f"{name.split()[0].lower()}@example.com", list(roles))[1]
+        return {"authorization": f"Bearer {token}"}
+
+    return add
+
+
+@pytest.fixture
+def owner(person: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """The Authorization header of Olive Owner, who holds every role."""
+    return person("Olive Owner", *ROLES)
 
 
 @pytest.fixture
@@ -55,7 +90,7 @@ def make_client(repo: Any, prompts: dict[str, str], echo_server: triton.TritonCo
         settings = GatewaySettings(repo=repo.path, triton_url=echo_server.grpc_url, default_model="echo",
                                    admin_token=None, host="127.0.0.1", serve_drafts=False, allow_approve=True,
                                    store_url=None, webhook_secret=None).with_(**changes)
-        client = TestClient(create_app(settings, ui=False))
+        client = TestClient(create_app(settings, ui=False), base_url=BASE_URL)
         clients.append(client.__enter__())
         return client
 
@@ -66,7 +101,7 @@ def make_client(repo: Any, prompts: dict[str, str], echo_server: triton.TritonCo
 
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
-    """The default app: loopback, no admin token, drafts not served."""
+    """The default app: loopback (reads open, writes need a credential), no admin token, drafts not served."""
     return make_client()
 
 

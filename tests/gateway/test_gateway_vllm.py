@@ -20,7 +20,7 @@ def test_real_model_streams_through_the_gateway(repo, vllm_server):
     repo.git("tag", "-a", "-m", "ok", "prompts/chat/v1")
     settings = GatewaySettings(repo=repo.path, triton_url=vllm_server.grpc_url, default_model="smollm2-135m",
                                admin_token=None, serve_drafts=False, store_url=None)
-    with TestClient(create_app(settings, ui=False)) as client:
+    with TestClient(create_app(settings, ui=False), base_url="http://127.0.0.1") as client:
         with client.stream("POST", "/v1/chat", json={"prompt": "chat", "message": "What is the capital of Germany?",
                                                      "stream": True}) as response:
             assert response.headers["x-model"] == "smollm2-135m"

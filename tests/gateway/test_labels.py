@@ -46,8 +46,8 @@ def test_list_and_versions_show_labels(labelled, client):
     assert [v["labels"] for v in versions] == [["production"], ["staging"]]
 
 
-def test_labels_with_their_history(labelled, client, repo):
-    client.post("/v1/prompts/support/promote", json={"ref": "2", "label": "production"})
+def test_labels_with_their_history(labelled, client, owner, repo):
+    client.post("/v1/prompts/support/promote", json={"ref": "2", "label": "production"}, headers=owner)
     body = client.get("/v1/prompts/support/labels").json()
     production, staging = body["labels"]["production"], body["labels"]["staging"]
     assert (production["version"], production["protected"], staging["protected"]) == (2, True, False)
@@ -56,19 +56,25 @@ def test_labels_with_their_history(labelled, client, repo):
     assert staging["history"] == [{"commit": labelled["labels"], "version": 2}]
 
 
-def test_promote_commits_and_the_bare_name_follows(labelled, client, repo):
-    moved = client.post("/v1/prompts/support/promote", json={"ref": "staging", "label": "production"}).json()
+def test_promote_commits_and_the_bare_name_follows(labelled, client, person, repo):
+    dee = person("Dee Deployer", "deployer")
+    moved = client.post("/v1/prompts/support/promote", json={"ref": "staging", "label": "production"},
+                        headers=dee).json()
     assert (moved["old"], moved["new"], moved["commit"]) == (1, 2, repo.git("rev-parse", "HEAD"))
     assert moved["version"]["labels"] == ["production", "staging"]
     assert "Promote support v2 to production" in repo.git("log", "-1", "--format=%B")
+    assert repo.git("log", "-1", "--format=%an <%ae>") == "Dee Deployer <dee@example.com>"  # who moved it
     response = ask(client, "support")
     assert (response.json()["text"], response.headers["x-prompt-label"]) == ("S2 hi", "production")
 
 
-def test_rollback_returns_to_the_previous_version(labelled, client):
-    client.post("/v1/prompts/support/promote", json={"ref": "2", "label": "production"})
-    back = client.post("/v1/prompts/support/rollback", json={"label": "production"}).json()
+def test_rollback_returns_to_the_previous_version(labelled, client, person, repo):
+    client.post("/v1/prompts/support/promote", json={"ref": "2", "label": "production"},
+                headers=person("Dee Deployer", "deployer"))
+    back = client.post("/v1/prompts/support/rollback", json={"label": "production"},
+                       headers=person("Rob Roller", "deployer")).json()
     assert (back["old"], back["new"]) == (2, 1)
+    assert repo.git("log", "-1", "--format=%an <%ae>") == "Rob Roller <rob@example.com>"
     assert ask(client, "support").headers["x-prompt-version"] == "1"
 
 
@@ -83,30 +89,33 @@ REFUSED = [  # (prompt, action, body, status, error type)
 
 
 @pytest.mark.parametrize("name, action, body, status, kind", REFUSED)
-def test_refused_label_moves_change_nothing(labelled, client, repo, name, action, body, status, kind):
-    response = client.post(f"/v1/prompts/{name}/{action}", json=body)
+def test_refused_label_moves_change_nothing(labelled, client, owner, repo, name, action, body, status, kind):
+    response = client.post(f"/v1/prompts/{name}/{action}", json=body, headers=owner)
     assert (response.status_code, response.json()["error"]["type"]) == (status, kind), response.text
     assert response.json()["error"]["fix"]
     assert repo.git("rev-parse", "HEAD") == labelled["labels"]
 
 
-def test_an_unprotected_label_may_point_at_an_unapproved_version(labelled, client):
-    assert client.post("/v1/prompts/fresh/promote", json={"ref": "1", "label": "staging"}).status_code == 200
+def test_an_unprotected_label_may_point_at_an_unapproved_version(labelled, client, owner):
+    assert client.post("/v1/prompts/fresh/promote", json={"ref": "1", "label": "staging"},
+                       headers=owner).status_code == 200
     assert ask(client, "fresh@staging").headers["x-prompt-label"] == "staging"
 
 
 WRITES = [  # (settings, authorization header, status)
-    ({}, None, 200),
-    ({"admin_token": "s3cret"}, None, 403),
-    ({"admin_token": "s3cret"}, "Bearer wrong", 403),
+    ({}, None, 401),
+    ({}, "Bearer wrong", 401),
+    ({"admin_token": "s3cret"}, None, 401),
+    ({"admin_token": "s3cret"}, "Bearer wrong", 401),
     ({"admin_token": "s3cret"}, "Bearer s3cret", 200),
-    ({"host": "0.0.0.0"}, None, 403),
+    ({"host": "0.0.0.0"}, None, 401),
+    ({"host": "0.0.0.0", "admin_token": "s3cret"}, "Bearer s3cret", 200),
 ]
 
 
 @pytest.mark.parametrize("action", ["promote", "rollback"])
 @pytest.mark.parametrize("change, auth, status", WRITES)
-def test_label_moves_need_the_admin_token(labelled, make_client, action, change, auth, status):
+def test_label_moves_need_a_deployer(labelled, make_client, repo, action, change, auth, status):
     client = make_client(**change)
     client.post("/v1/prompts/support/promote", json={"ref": "2", "label": "production"},
                 headers={"authorization": "Bearer s3cret"})  # something to roll back where allowed
@@ -114,6 +123,8 @@ def test_label_moves_need_the_admin_token(labelled, make_client, action, change,
     body = {"ref": "1", "label": "staging"} if action == "promote" else {"label": "production"}
     response = client.post(f"/v1/prompts/support/{action}", headers=headers, json=body)
     assert response.status_code == status, response.text
+    if status == 200:  # the admin token's moves are recorded as the configured author
+        assert repo.git("log", "-1", "--format=%an <%ae>") == "promptops UI <promptops-ui@localhost>"
 
 
 def test_a_read_only_clone_refuses_label_moves(labelled, make_clone):

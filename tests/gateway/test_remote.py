@@ -32,7 +32,7 @@ def test_new_approval_is_served_without_restart(repo, prompts, echo_server, tmp_
     settings = GatewaySettings(repo=tmp_path, triton_url=echo_server.grpc_url, default_model="echo",
                                store_url=str(repo.path), store_ref="main", refresh_s=0.2,
                                clone_dir=tmp_path / "clone", admin_token=None, serve_drafts=False)
-    with TestClient(create_app(settings, ui=False)) as client:
+    with TestClient(create_app(settings, ui=False), base_url="http://127.0.0.1") as client:
         def chat() -> int:
             return client.post("/v1/chat", json={"prompt": "fresh", "message": "hi"}).status_code
         assert chat() == 404

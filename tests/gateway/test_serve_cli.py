@@ -106,6 +106,32 @@ def test_serve_answers_then_stops_on_ctrl_c(repo, prompts, echo_server):
     assert triton.status(echo_server).ready  # a Triton it did not start is left running
 
 
+def test_serve_prints_a_sign_in_link_for_the_repository_owner(repo, prompts, echo_server, config_home):
+    port = triton.free_ports(1)[0]
+    env = {**os.environ, "PROMPTOPS_MODEL": "echo", "PROMPTOPS_REPO": str(repo.path)}
+    process = subprocess.Popen([sys.executable, "-m", "promptops", "serve", "--no-ui", "--port", str(port),
+                                "--triton-url", echo_server.grpc_url], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        lines = iter(process.stderr.readline, "")
+        link = next(line for line in lines if "/signin?token=" in line).split()[-1]
+        assert link.startswith(f"http://127.0.0.1:{port}/signin?token=po_")
+        assert chat(port, process, timeout=30) == "S1 hi"
+        signed = httpx.get(link, follow_redirects=False)
+        assert signed.status_code == 303 and "HttpOnly" in signed.headers["set-cookie"]
+        token = link.partition("token=")[2]
+        saved = httpx.put(f"http://127.0.0.1:{port}/v1/prompts/support", headers={"authorization": f"Bearer {token}"},
+                          json={"text": '{"config": {}, "system": "S3 ", "template": "{system}{user}"}',
+                                "base_commit": prompts["support@2"]}, timeout=30)
+        assert saved.status_code == 200, saved.text
+        assert repo.git("log", "-1", "--format=%an <%ae>") == "Ada Author <ada@example.com>"  # the git identity
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) in (0, 130)
+    token_file = config_home / "promptops" / "local-token"
+    assert token_file.read_text().strip() == token and token_file.stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
 def test_a_stop_signal_stops_serve_and_the_triton_it_started(embedded, sig):
     process, port = embedded.start()

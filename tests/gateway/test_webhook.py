@@ -1,4 +1,4 @@
-"""POST /v1/store/refresh: a signed GitHub push (or the admin token) refreshes the store at once.
+"""POST /v1/store/refresh: a signed GitHub push (or a deployer's token) refreshes the store at once.
 
 `labelled`: support production -> v1, staging -> v2. The clones here never refresh on their own
 (refresh_s=0) unless a test says so, so only the webhook can make them see a move.
@@ -57,7 +57,7 @@ REFUSED = [  # (headers, why)
     (signed(secret="another-secret"), "does not match"),
     (signed(body=b"{}"), "does not match"),  # signed for another body
     ({"X-Hub-Signature-256": "sha1=abc"}, "does not match"),
-    ({"Authorization": "Bearer not-the-token"}, "no X-Hub-Signature-256"),
+    ({"Authorization": "Bearer not-the-token"}, "no X-Hub-Signature-256"),  # an invalid token is no credential
 ]
 
 
@@ -73,15 +73,19 @@ def test_unsigned_or_badly_signed_is_401_and_changes_nothing(labelled, repo, mak
 
 AUTH = [  # (settings, headers, status)
     ({}, signed(), 403),  # no secret configured: a signature cannot be checked
-    ({}, {}, 403),
+    ({}, {}, 401),
+    ({}, "editor", 403),  # a valid token without the deployer role
+    ({}, "deployer", 200),
     ({"admin_token": "t"}, {"Authorization": "Bearer t"}, 200),
     ({"admin_token": "t", "webhook_secret": SECRET}, {"Authorization": "Bearer t"}, 200),
 ]
 
 
 @pytest.mark.parametrize("change, headers, status", AUTH)
-def test_without_a_secret_only_the_admin_token_refreshes(labelled, repo, make_clone, change, headers, status):
+def test_without_a_secret_only_a_deployer_refreshes(labelled, repo, make_clone, person, change, headers, status):
     client = make_clone(**change)
+    if isinstance(headers, str):
+        headers = person(f"Someone {headers}", headers)
     move_staging(repo)
     response = client.post("/v1/store/refresh", content=PUSH, headers=headers)
     assert response.status_code == status, response.text

@@ -1,7 +1,8 @@
 """Reliability fixtures: real Triton servers we may kill, a real gateway over HTTP, git traces, tree snapshots.
 
 Everything is real: `tritonserver` with the echo model (tests/model_repository/echo), uvicorn serving
-`create_app`, git run by the store. Servers started here are always stopped here.
+`create_app`, git run by the store. Servers started here are always stopped here. Every test gets its own
+config folder (XDG_CONFIG_HOME: the users file), and the gateway's client signs in as its owner unless asked not to.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from gateway.app import create_app
 from gateway.server import ServerThread
 from gateway.settings import GatewaySettings
 from promptops import triton
+from promptops.users import ROLES, Users
 from tests.conftest import ECHO_REPOSITORY, require_serving
+
+OWNER = ("Olive Owner", "olive@example.com")
 
 
 class OwnTriton:
@@ -88,6 +92,26 @@ def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.Tri
         triton.down(server.config)
 
 
+@pytest.fixture(autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh XDG_CONFIG_HOME (users file, local token) for every test: the real home is never touched."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def users(config_home: Path) -> Users:
+    """The users file the test gateways read."""
+    return Users(config_home / "promptops" / "users.json")
+
+
+@pytest.fixture
+def owner_token(users: Users) -> str:
+    """The token of Olive Owner (every role)."""
+    return users.add(*OWNER, list(ROLES))[1]
+
+
 @pytest.fixture
 def prompts(repo: Any) -> dict[str, str]:
     """`support` v1 approved, v2 draft. Returns the commit SHAs."""
@@ -104,13 +128,17 @@ def settings_for(repo: Any, triton_url: str, **changes: Any) -> GatewaySettings:
 
 
 @pytest.fixture
-def gateway(repo: Any, prompts: dict[str, str]) -> Iterator[Callable[..., httpx.Client]]:
-    """`gateway(triton_url, **settings)`: a real uvicorn gateway on a free port, and an httpx client for it."""
+def gateway(repo: Any, prompts: dict[str, str], owner_token: str) -> Iterator[Callable[..., httpx.Client]]:
+    """`gateway(triton_url, bind=..., anonymous=False, **settings)`: a real uvicorn gateway on a free port of
+    `bind` (settings.host too), and an httpx client for it on 127.0.0.1, sending the owner's token unless
+    `anonymous`."""
     stack: list[tuple[ServerThread, httpx.Client]] = []
 
-    def start(triton_url: str, **changes: Any) -> httpx.Client:
-        server = ServerThread(create_app(settings_for(repo, triton_url, **changes), ui=False))
-        client = httpx.Client(base_url=server.__enter__(), timeout=30)
+    def start(triton_url: str, *, bind: str = "127.0.0.1", anonymous: bool = False, **changes: Any) -> httpx.Client:
+        server = ServerThread(create_app(settings_for(repo, triton_url, host=bind, **changes), ui=False), host=bind)
+        port = server.__enter__().rpartition(":")[2]
+        headers = {} if anonymous else {"authorization": f"Bearer {owner_token}"}
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers)
         stack.append((server, client))
         return client
 

@@ -1,6 +1,7 @@
 """Schemathesis against the gateway's own OpenAPI schema, over real HTTP, with a real Triton (echo model).
 
-Every operation, positive and negative data: no 5xx, every refusal is a JSON `{"error": {"message"}}`,
+Every operation, positive and negative data, signed in as the owner (so writes get past the credential
+check into validation and git): no 5xx, every refusal is a JSON `{"error": {"message"}}`,
 and the gateway still answers /healthz afterwards. CI runs 12 cases per operation; the slow run 60.
 (Driven with Hypothesis directly: schemathesis' pytest plugin does not support pytest 9 yet.)
 """
@@ -41,7 +42,7 @@ def aimed(case: schemathesis.Case, ref: str | None) -> schemathesis.Case:
     return case
 
 
-def fuzz(label: str, examples: int, base_url: str) -> None:
+def fuzz(label: str, examples: int, base_url: str, authorization: str) -> None:
     # Both modes in one strategy: operations without parameters have no negative data at all.
     cases = st.one_of(*(OPERATIONS[label].as_strategy(mode) for mode in GenerationMode))
 
@@ -49,7 +50,7 @@ def fuzz(label: str, examples: int, base_url: str) -> None:
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
               database=None)
     def run(case: schemathesis.Case) -> None:
-        response = case.call(base_url=base_url, timeout=30)
+        response = case.call(base_url=base_url, headers={"authorization": authorization}, timeout=30)
         STATUSES[response.status_code] += 1
         case.validate_response(response, checks=[not_a_server_error])
         if response.status_code >= 400:
@@ -61,7 +62,7 @@ def fuzz(label: str, examples: int, base_url: str) -> None:
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_no_server_errors(gateway, echo_server, label):
     client = gateway(echo_server.grpc_url, request_timeout_s=5)
-    fuzz(label, 12, str(client.base_url))
+    fuzz(label, 12, str(client.base_url), client.headers["authorization"])
     assert client.get("/healthz").status_code == 200
 
 
@@ -69,5 +70,5 @@ def test_no_server_errors(gateway, echo_server, label):
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_no_server_errors_long(gateway, echo_server, label):
     client = gateway(echo_server.grpc_url, request_timeout_s=5)
-    fuzz(label, 60, str(client.base_url))
+    fuzz(label, 60, str(client.base_url), client.headers["authorization"])
     assert client.get("/healthz").status_code == 200
