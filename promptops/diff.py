@@ -16,6 +16,7 @@ from promptops.prompt import Prompt
 from promptops.render import render
 
 if TYPE_CHECKING:
+    from promptops.render import ChatTemplateSource
     from promptops.store import Change
 
 _MISSING = None
@@ -68,27 +69,39 @@ def _texts(prompt: Prompt | None) -> dict[str, str]:
     if prompt is None:
         return {}
     texts = {"description": prompt.description, "model": prompt.model or "", "template": prompt.template}
+    if prompt.is_chat:
+        texts["messages"] = "".join("[history]\n" if m.get("history") else f"[{m.get('role')}]\n{m.get('content')}\n"
+                                    for m in prompt.messages)
     if "turn_template" in prompt.document:
         texts["turn_template"] = prompt.turn_template
     texts.update({f"fields.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in prompt.fields.items()})
     return {k: v for k, v in texts.items() if v != ""}
 
 
-def rendered_text(prompt: Prompt | None) -> str | None:
-    """The prompt rendered with its own fields and the first test case's `vars` (or the render error)."""
+def rendered_text(prompt: Prompt | None, *, chat_template: ChatTemplateSource | None = None,
+                  default_model: str | None = None) -> str | None:
+    """The prompt rendered with its own fields and the first test case's `vars` (or the render error).
+
+    A chat prompt goes through its model's chat template (`chat_template`/`default_model`: see `render`).
+    """
     if prompt is None:
         return None
     tests = prompt.tests
     variables = tests[0].get("vars", {}) if tests and isinstance(tests[0], dict) else {}
     try:
-        return render(prompt, {k: str(v) for k, v in variables.items()})
+        return render(prompt, {k: str(v) for k, v in variables.items()}, chat_template=chat_template,
+                      default_model=default_model)
     except PromptOpsError as error:
         return f"<cannot render: {error.message}>"
 
 
 def diff_prompts(name: str, old: Prompt | None, new: Prompt | None, *, old_label: str = "old",
-                 new_label: str = "new") -> PromptDiff:
-    """Compare two versions of a prompt; either may be None (added or removed)."""
+                 new_label: str = "new", chat_template: ChatTemplateSource | None = None,
+                 default_model: str | None = None) -> PromptDiff:
+    """Compare two versions of a prompt; either may be None (added or removed).
+
+    Chat prompts are rendered through their model's chat template (see `render`).
+    """
     status = "added" if old is None else "removed" if new is None else "modified"
     old_config = dict(old.config) if old else {}
     new_config = dict(new.config) if new else {}
@@ -99,7 +112,7 @@ def diff_prompts(name: str, old: Prompt | None, new: Prompt | None, *, old_label
     text = [TextDiff(k, _unified(old_texts.get(k), new_texts.get(k), k, old_label, new_label))
             for k in order if old_texts.get(k) != new_texts.get(k)]
     text = [t for t in text if t.diff]
-    before, after = rendered_text(old), rendered_text(new)
+    before, after = (rendered_text(p, chat_template=chat_template, default_model=default_model) for p in (old, new))
     rendered_diff = _unified(before, after, "rendered", old_label, new_label)
     rendered = TextDiff("rendered", rendered_diff) if rendered_diff else None
     tests_changed = (old.tests if old else []) != (new.tests if new else [])
@@ -108,7 +121,8 @@ def diff_prompts(name: str, old: Prompt | None, new: Prompt | None, *, old_label
     return PromptDiff(name, status, old_label, new_label, config, text, rendered, tests_changed)
 
 
-def diff_changes(changes: Sequence[Change], *, base_label: str = "base", head_label: str = "head") -> list[PromptDiff]:
+def diff_changes(changes: Sequence[Change], *, base_label: str = "base", head_label: str = "head",
+                 chat_template: ChatTemplateSource | None = None, default_model: str | None = None) -> list[PromptDiff]:
     """Diffs for store changes; a side whose bytes do not validate is reported as a problem, not a crash."""
     from promptops.schema import check_bytes
 
@@ -119,7 +133,8 @@ def diff_changes(changes: Sequence[Change], *, base_label: str = "base", head_la
             if data is not None and prompt is None:
                 found = [p for p in check_bytes(data, change.name, f"{change.name}.json")[1] if p.severity == "error"]
                 problems.append(f"invalid at {side}: {found[0] if found else 'cannot be loaded'}")
-        diff = diff_prompts(change.name, change.old, change.new, old_label=base_label, new_label=head_label)
+        diff = diff_prompts(change.name, change.old, change.new, old_label=base_label, new_label=head_label,
+                            chat_template=chat_template, default_model=default_model)
         status = change.status if diff.status != "unchanged" or problems else diff.status
         diffs.append(PromptDiff(diff.name, status, diff.old_label, diff.new_label, diff.config, diff.text,
                                 diff.rendered, diff.tests_changed, problems))

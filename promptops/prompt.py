@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-RESERVED_KEYS = frozenset({"$schema", "description", "model", "config", "template", "turn_template", "tests"})
+RESERVED_KEYS = frozenset({"$schema", "description", "model", "config", "template", "messages", "turn_template",
+                           "tests"})
 RUNTIME_VARIABLES = ("user", "history")
 DEFAULT_TURN_TEMPLATE = "{role}: {content}\n"
 _NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
@@ -22,6 +23,19 @@ SEED_TEMPLATE: dict[str, Any] = {
     "template": "{system}{user}",
 }
 
+# What `promptops new` writes: a chat prompt, rendered by the served model's own chat template.
+# Measured on the embedded SmolLM2-135M: greedy decoding and "one short sentence" answer
+# "capital of Germany" with Berlin and stop; "Answer briefly and accurately." rambled for 256 tokens.
+NEW_PROMPT: dict[str, Any] = {
+    "description": "",
+    "config": {"temperature": 0, "max_tokens": 128},
+    "system": "You are a helpful assistant. Answer in one short sentence.",
+    "messages": [
+        {"role": "system", "content": "{system}"},
+        {"role": "user", "content": "{user}"},
+    ],
+}
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -32,8 +46,19 @@ class Prompt:
     config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def is_chat(self) -> bool:
+        """A chat prompt (`messages`, rendered by the model's chat template) rather than a `template`."""
+        return "messages" in self.document
+
+    @property
     def template(self) -> str:
-        return str(self.document["template"])
+        """The `template` text ("" for a chat prompt)."""
+        return str(self.document.get("template", ""))
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """A chat prompt's entries: `{role, content}` messages and at most one `{"history": true}`."""
+        return [dict(m) for m in self.document.get("messages", [])]
 
     @property
     def turn_template(self) -> str:

@@ -3,18 +3,28 @@
 Templates are never passed to `str.format`: that would evaluate `{x.__class__}`,
 `{x[0]}` and format specs. Instead a small scanner accepts exactly `{name}`,
 `{{` and `}}`, and everything else is a located error.
+
+A chat prompt (`messages`) has its contents filled the same way, the conversation so far
+inserted (at its `{"history": true}` entry, else before the last user message), and the
+result turned into text by the served model's own chat template (`promptops.chat_template`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Union
 
 from promptops.errors import Problem, TemplateError
 from promptops.prompt import RUNTIME_VARIABLES, Prompt
+
+if TYPE_CHECKING:
+    from promptops.chat_template import ChatTemplate
+
+# A chat template, or a function from a Triton model name to its chat template.
+ChatTemplateSource = Union["ChatTemplate", Callable[[str], "ChatTemplate"]]
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|\{|\}")
@@ -112,20 +122,72 @@ def render_history(prompt: Prompt, history: Iterable[Turn]) -> str:
     return "".join(substitute(prompt.turn_template, {"role": t.role, "content": t.content}) for t in history)
 
 
-def render(prompt: Prompt, variables: Mapping[str, str] | None = None, history: Sequence[Turn] = ()) -> str:
-    """The exact text sent to the model: fields, overridden by `variables`, plus runtime variables.
-
-    `user` defaults to the file's `user` field (or ""), `history` to the rendered turns.
-    """
+def _values(prompt: Prompt, variables: Mapping[str, str] | None, history: str | None = None) -> dict[str, str]:
     values: dict[str, str] = {name: "" for name in RUNTIME_VARIABLES}
     values.update(prompt.fields)
-    if history:
-        values["history"] = render_history(prompt, history)
+    if history is not None:
+        values["history"] = history
     for key, value in (variables or {}).items():
         if not isinstance(value, str):
             raise TemplateError(f"variable {key!r} must be a string, got {type(value).__name__}")
         values[key] = value
-    text = substitute(prompt.template, values)
+    return values
+
+
+def chat_messages(prompt: Prompt, variables: Mapping[str, str] | None = None,
+                  history: Sequence[Turn] = ()) -> list[dict[str, str]]:
+    """A chat prompt's messages with placeholders filled and `history` inserted: what the chat template gets.
+
+    History goes where the prompt has `{"history": true}`; without one, before the last user message.
+    """
+    values = _values(prompt, variables)
+    entries = prompt.messages
+    at = next((i for i, m in enumerate(entries) if m.get("history")), None)
+    if at is None:
+        at = max((i for i, m in enumerate(entries) if m.get("role") == "user"), default=len(entries))
+    past = [{"role": t.role, "content": t.content} for t in history]
+    out: list[dict[str, str]] = []
+    for i, entry in enumerate(entries):
+        if i == at:
+            out += past
+        if not entry.get("history"):
+            out.append({"role": str(entry["role"]), "content": substitute(str(entry["content"]), values)})
+    if at >= len(entries):
+        out += past
+    return out
+
+
+def _chat_template(prompt: Prompt, source: ChatTemplateSource | None, default_model: str | None) -> ChatTemplate:
+    if source is not None and not callable(source):
+        return source
+    model = prompt.model or default_model
+    if model is None:
+        from promptops.settings import from_env
+
+        model = from_env().default_model
+    if source is None:
+        from promptops.chat_template import for_model
+
+        source = for_model
+    return source(model)
+
+
+def render(prompt: Prompt, variables: Mapping[str, str] | None = None, history: Sequence[Turn] = (), *,
+           chat_template: ChatTemplateSource | None = None, default_model: str | None = None) -> str:
+    """The exact text sent to the model: fields, overridden by `variables`, plus runtime variables.
+
+    `user` defaults to the file's `user` field (or ""), `history` to the rendered turns.
+    A chat prompt is rendered by `chat_template` (a ChatTemplate, or a function from model name
+    to one); by default the template of the prompt's `model`, else of `default_model`, else of
+    the settings' default model, is read from the model repository (cached per model).
+    Template prompts ignore both.
+    """
+    if prompt.is_chat:
+        messages = chat_messages(prompt, variables, history)
+        text = _chat_template(prompt, chat_template, default_model).apply(messages)
+    else:
+        values = _values(prompt, variables, render_history(prompt, history) if history else None)
+        text = substitute(prompt.template, values)
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -136,35 +198,82 @@ def render(prompt: Prompt, variables: Mapping[str, str] | None = None, history: 
     return text
 
 
+def _texts_to_check(document: Mapping[str, object], known: set[str]) -> list[tuple[str, object, set[str]]]:
+    """(JSON path, text, allowed names) for the template or every message content, and turn_template."""
+    messages = document.get("messages")
+    if isinstance(messages, list):
+        checks = [(f"$.messages[{i}].content", m.get("content"), known - {"history"})
+                  for i, m in enumerate(messages) if isinstance(m, dict)]
+    else:
+        checks = [("$.template", document.get("template"), known)]
+    if "turn_template" in document:
+        checks.append(("$.turn_template", document.get("turn_template"), {"role", "content"}))
+    return checks
+
+
 def check_placeholders(document: Mapping[str, object], file: str, fields: Iterable[str]) -> list[Problem]:
-    """Static checks: syntax, unknown placeholders (errors), unused fields (warnings)."""
+    """Static checks: syntax, unknown placeholders (errors), unused fields (warnings).
+
+    A chat prompt's message contents are checked like a template, each located by its JSON
+    path (`$.messages[1].content`); `{history}` is not a placeholder there (a `{"history": true}`
+    entry places past turns), and `turn_template` is ignored (a warning).
+    """
     problems: list[Problem] = []
     known = set(fields) | set(RUNTIME_VARIABLES)
+    chat = isinstance(document.get("messages"), list)
     used: set[str] = set()
-    checks = [("template", known, "$.template")]
-    if "turn_template" in document:
-        checks.append(("turn_template", {"role", "content"}, "$.turn_template"))
-    for key, allowed, path in checks:
-        text = document.get(key)
+    broken = False
+    for path, text, allowed in _texts_to_check(document, known):
         if not isinstance(text, str):
             continue
         try:
             _, placeholders = parse(text)
         except TemplateSyntaxError as exc:
             problems.append(Problem(file, exc.message, path, column=exc.column, fix=exc.fix, code="template-syntax"))
+            broken = broken or path != "$.turn_template"
             continue
         for ph in placeholders:
-            if key == "template":
+            if path != "$.turn_template":
                 used.add(ph.name)
-            if ph.name not in allowed:
-                hint = ", ".join(f"{{{n}}}" for n in sorted(allowed))
+            if ph.name in allowed:
+                continue
+            if chat and ph.name == "history" and path != "$.turn_template":
                 problems.append(Problem(
-                    file, f"unknown placeholder {{{ph.name}}} (column {ph.column})", path, column=ph.column,
-                    fix=f"add a '{ph.name}' field or use one of {hint}", code="unknown-placeholder"))
-    template_broken = any(p.code == "template-syntax" and p.json_path == "$.template" for p in problems)
-    if "template" in document and not template_broken:
+                    file, f"{{history}} is not a placeholder in a chat prompt (column {ph.column})", path,
+                    column=ph.column, fix='add a {"history": true} entry to messages where past turns go '
+                                         "(without one they go before the last user message)",
+                    code="unknown-placeholder"))
+                continue
+            hint = ", ".join(f"{{{n}}}" for n in sorted(allowed))
+            problems.append(Problem(
+                file, f"unknown placeholder {{{ph.name}}} (column {ph.column})", path, column=ph.column,
+                fix=f"add a '{ph.name}' field or use one of {hint}", code="unknown-placeholder"))
+    if chat:
+        problems += _chat_problems(document, file, used if not broken else None)
+    where = "the messages" if chat else "the template"
+    if ("template" in document or chat) and not broken:
         for name in sorted(set(fields) - used):
-            problems.append(Problem(file, f"field '{name}' is never used in the template", f"$.{name}",
-                                    severity="warning", fix=f"use {{{name}}} in the template or remove the field",
+            problems.append(Problem(file, f"field '{name}' is never used in {where}", f"$.{name}",
+                                    severity="warning", fix=f"use {{{name}}} in {where} or remove the field",
                                     code="unused-field"))
+    return problems
+
+
+def _chat_problems(document: Mapping[str, object], file: str, used: set[str] | None) -> list[Problem]:
+    """One history entry at most; {user} used somewhere (unless a content is broken); no turn_template."""
+    problems: list[Problem] = []
+    messages = document["messages"]
+    assert isinstance(messages, list)
+    markers = [i for i, m in enumerate(messages) if isinstance(m, dict) and "history" in m]
+    for i in markers[1:]:
+        problems.append(Problem(file, "only one history entry is allowed", f"$.messages[{i}]",
+                                fix="keep a single {\"history\": true} entry", code="duplicate-history"))
+    if messages and used is not None and "user" not in used:
+        problems.append(Problem(file, "no message uses {user}: the caller's message would be dropped", "$.messages",
+                                severity="warning", fix='add {"role": "user", "content": "{user}"}',
+                                code="user-unused"))
+    if "turn_template" in document:
+        problems.append(Problem(file, "turn_template is ignored by chat prompts: the model's chat template "
+                                      "formats past turns", "$.turn_template", severity="warning",
+                                fix="remove turn_template", code="ignored-key"))
     return problems

@@ -64,16 +64,60 @@ def json_path(parts: Iterable[Any]) -> str:
     return path
 
 
+def path_parts(path: str) -> list[Any]:
+    """The keys and indexes of a JSON path written by `json_path` (`$.messages[1].content`)."""
+    parts: list[Any] = []
+    for key, index, quoted in re.findall(r'\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]', path):
+        parts.append(int(index) if index else json.loads(quoted) if quoted else key)
+    return parts
+
+
+def _item(text: str, pos: int, index: int) -> int:
+    """Offset of item `index` of the JSON array that starts at `pos` (-1 when there is none)."""
+    depth, count, in_string, i = 0, 0, False, pos + 1
+    while i < len(text) and count < index:
+        char = text[i]
+        if in_string:
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            if depth == 0:
+                return -1
+            depth -= 1
+        elif char == "," and depth == 0:
+            count += 1
+        i += 1
+    return i if count == index else -1
+
+
+_COLON = re.compile(r"\s*:\s*")
+_SPACE = re.compile(r"\s*")
+
+
 def line_of(text: str, parts: Iterable[Any]) -> int | None:
-    """Best-effort line of a JSON path: find each key in turn after the previous one."""
-    pos, found = 0, False
+    """Best-effort line of a JSON path: find each key in turn after the previous one, array items by index."""
+    pos, value, found = 0, -1, False  # value: where the last part's value starts (-1: unknown)
     for part in parts:
         if isinstance(part, int):
+            at = _item(text, value, part) if value >= 0 and text.startswith("[", value) else -1
+            pos, value = (pos, -1) if at < 0 else (_SPACE.match(text, at).end(),) * 2
             continue
-        at = text.find(json.dumps(part, ensure_ascii=False), pos)
-        if at < 0:
+        key = json.dumps(part, ensure_ascii=False)
+        at, colon = text.find(key, pos), None
+        while at >= 0:  # the same text may appear earlier as a string value: a key is followed by ':'
+            colon = _COLON.match(text, at + len(key))
+            if colon:
+                break
+            at = text.find(key, at + 1)
+        if at < 0 or colon is None:
             break
-        pos, found = at, True
+        pos, found, value = at, True, colon.end()
     return text.count("\n", 0, pos) + 1 if found else None
 
 
@@ -95,19 +139,46 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else ""
 
 
+SEED_LAYOUT = 'the seed layout is {"config": {...}, "system": "", "user": "", "template": "{system}{user}"}'
+
+
+def _errors(document: Any) -> list[Any]:
+    """Schema errors; a wrong chat message reports its own branch's errors (role, content, keys)."""
+    errors = []
+    for error in _validator().iter_errors(document):
+        parts = list(error.absolute_path)
+        one_message = len(parts) == 2 and parts[0] == "messages"
+        if error.validator == "anyOf" and one_message and isinstance(error.instance, dict):
+            branch = 1 if "history" in error.instance else 0
+            errors += [e for e in error.context if e.relative_schema_path[0] == branch]
+        else:
+            errors.append(error)
+    return sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
+
+
 def _schema_problems(document: Any, file: str, text: str) -> list[Problem]:
     problems: list[Problem] = []
-    for error in sorted(_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
+    for error in _errors(document):
         parts = list(error.absolute_path)
         path = json_path(parts)
         line = line_of(text, parts)
         fix = None
+        if error.validator == "oneOf" and not parts:  # exactly one of template / messages
+            if "template" in error.instance and "messages" in error.instance:
+                message = "a prompt has either 'template' or 'messages', not both"
+                fix = "keep `template` for a text prompt, or `messages` for a chat prompt"
+            else:
+                message = "'template' is required (or 'messages' for a chat prompt)"
+                fix = SEED_LAYOUT
+            problems.append(Problem(file, message, path, line, fix=fix, code="schema-required"))
+            continue
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = error.schema.get("properties", {})
             extras = [k for k in error.instance if k not in allowed and not any(
                 re.search(p, k) for p in error.schema.get("patternProperties", {}))]
             for extra in extras:
-                where = "config" if parts == ["config"] else ("a test case" if "tests" in parts else "a prompt")
+                where = ("config" if parts == ["config"] else "a test case" if "tests" in parts
+                         else "a message" if "messages" in parts else "a prompt")
                 hint = _suggest(extra, allowed) or ("fields are named with letters, digits and _" if not parts else
                                                     f"allowed keys: {', '.join(sorted(allowed))}")
                 problems.append(Problem(file, f"unknown key '{extra}' in {where}", json_path([*parts, extra]),
@@ -120,7 +191,9 @@ def _schema_problems(document: Any, file: str, text: str) -> list[Problem]:
                 fix = f"set {'.'.join(map(str, parts))} to {_describe(error.schema)}"
         elif error.validator == "required":
             message = error.message.replace("is a required property", "is required")
-            fix = 'the seed layout is {"config": {...}, "system": "", "user": "", "template": "{system}{user}"}'
+            fix = SEED_LAYOUT if parts == [] else None
+        elif error.validator == "const":
+            message = f"{path} must be {json.dumps(error.validator_value)}, got {json.dumps(error.instance)[:60]}"
         elif error.validator == "enum":
             message = f"{path} must be one of {', '.join(map(str, error.validator_value))}"
             fix = _suggest(str(error.instance), map(str, error.validator_value)) or None
@@ -198,7 +271,7 @@ def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[
         problems += _schema_problems(checked, file, text)
     fields = [k for k, v in document.items() if k not in RESERVED_KEYS and isinstance(v, str)]
     for problem in check_placeholders(document, file, fields):
-        line = line_of(text, [problem.json_path.removeprefix("$.")])
+        line = line_of(text, path_parts(problem.json_path))
         problems.append(Problem(problem.file, problem.message, problem.json_path, line, problem.column,
                                 problem.severity, problem.fix, problem.code))
     if any(p.severity == "error" for p in problems):

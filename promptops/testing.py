@@ -117,10 +117,13 @@ def check_assertion(assertion: Mapping[str, Any], output: str, latency_ms: float
 
 async def run_case(client: TextStreamer, target: Target, case: Mapping[str, Any], model: str,
                    repeat: int = 0) -> CaseResult:
-    """Render the case's variables into the prompt, stream the answer, check every assertion."""
+    """Render the case's variables into the prompt, stream the answer, check every assertion.
+
+    A chat prompt is rendered with the chat template of `model`, the model that answers.
+    """
     result = CaseResult(target.prompt.name, target.label, str(case["name"]), repeat)
     try:
-        text = render(target.prompt, case.get("vars", {}))
+        text = render(target.prompt, case.get("vars", {}), default_model=model)
         start = time.perf_counter()
         parts: list[str] = []
         async for delta in client.stream(model, text, target.prompt.config):

@@ -81,9 +81,11 @@ def apply_set(document: dict[str, Any], assignment: str) -> None:
 def new(ctx: typer.Context,
         name: Annotated[str, typer.Argument(help="Prompt name (file stem).")],
         from_: Annotated[Optional[str], typer.Option("--from", help="Copy this existing prompt.")] = None) -> int:
-    """Create prompts/NAME.json from the default template (or a copy of another prompt)."""
+    """Create prompts/NAME.json: a chat prompt (system + {user}) for the model's chat template, or a copy (--from)."""
+    from promptops.prompt import NEW_PROMPT
+
     ws = _workspace(ctx)
-    source = dict(ws.load(from_).document) if from_ else None
+    source = dict(ws.load(from_).document) if from_ else NEW_PROMPT
     path = ws.create(name, source)
     echo(f"Created {path.relative_to(ws.repo)}")
     return EXIT_OK
@@ -233,25 +235,36 @@ def list_(ctx: typer.Context) -> int:
 
 
 def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="NAME or NAME@REF.")]) -> int:
-    """Print a prompt's JSON and its rendered template."""
+    """Print a prompt's JSON and its rendered template (a chat prompt through its model's chat template)."""
+    from promptops.chat_template import ChatTemplateError
     from promptops.render import render
 
     prompt = _load(ctx, name)
     echo(prompt.to_json().rstrip("\n"))
     echo("--- rendered ---" if not is_tty() else "\n[rendered with the file's own values]")
-    echo(render(prompt))
+    try:
+        echo(render(prompt, default_model=_default_model(ctx)))
+    except ChatTemplateError as exc:  # the file is still worth showing when the model's tokenizer is not here
+        echo(f"<cannot render: {exc}>")
     return EXIT_OK
+
+
+def _default_model(ctx: typer.Context) -> str:
+    """The model whose chat template renders chat prompts that name no `model`."""
+    from promptops.cli.app import settings
+
+    return settings(ctx).default_model
 
 
 def render_cmd(ctx: typer.Context,
                name: Annotated[str, typer.Argument(help="NAME or NAME@REF.")],
                var: Annotated[Optional[list[str]], typer.Option("--var", help="KEY=VALUE (or KEY=@file) overriding a field.")] = None,
                history: Annotated[Optional[Path], typer.Option("--history", help="JSON file of past turns [{role, content}].")] = None) -> int:
-    """Print the exact prompt string that would be sent to the model."""
+    """Print the exact prompt string that would be sent to the model (chat prompts: after its chat template)."""
     from promptops.render import render
 
     prompt = _load(ctx, name)
-    text = render(prompt, parse_vars(var or []), load_history(history))
+    text = render(prompt, parse_vars(var or []), load_history(history), default_model=_default_model(ctx))
     typer.echo(text, nl=False)
     return EXIT_OK
 

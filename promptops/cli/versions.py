@@ -62,18 +62,20 @@ def diff(ctx: typer.Context,
          ) -> int:
     """Show what changed between two versions of a prompt, or in all prompts between two commits."""
     from promptops import diff as semantic
+    from promptops.cli.app import settings
 
     _check_format(format_, ("text", "markdown", "json"))
     store = _store(ctx)
+    model = settings(ctx).default_model  # chat prompts without a `model` render with this model's chat template
     if base is not None:
         if refs:
             raise typer.BadParameter("give either two refs or --base/--head, not both")
         head = head or "HEAD"
-        diffs = semantic.diff_changes(store.changes(base, head), base_label=base, head_label=head)
+        diffs = semantic.diff_changes(store.changes(base, head), base_label=base, head_label=head, default_model=model)
     elif refs and len(refs) == 2 and head is None:
         old, new = (store.resolve(ref, default="draft") for ref in refs)
         diffs = [semantic.diff_prompts(new.name, old.prompt, new.prompt, old_label=f"{old.name}@{_label(old)}",
-                                       new_label=f"{new.name}@{_label(new)}")]
+                                       new_label=f"{new.name}@{_label(new)}", default_model=model)]
     else:
         raise typer.BadParameter("give two refs (NAME@A NAME@B) or --base REF [--head REF]")
     if format_ == "json":

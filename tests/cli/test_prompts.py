@@ -4,9 +4,11 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
+from promptops import chat_template
 from promptops.cli.app import app
-from promptops.prompt import SEED_TEMPLATE
+from promptops.prompt import NEW_PROMPT
 from tests.conftest import prompt_doc
+from tests.core.test_chat_template import CHAT, make_model_repository
 
 runner = CliRunner()
 
@@ -29,10 +31,12 @@ def fake_editor(tmp_path, monkeypatch, script):
     monkeypatch.delenv("VISUAL", raising=False)
 
 
-def test_new_writes_the_seed_template(repo):
+def test_new_writes_a_chat_prompt(repo):
     result = run("new", "support")
     assert (result.exit_code, result.output) == (0, "Created prompts/support.json\n")
-    assert json.loads((repo.path / "prompts/support.json").read_text()) == SEED_TEMPLATE
+    doc = json.loads((repo.path / "prompts/support.json").read_text())
+    assert doc == NEW_PROMPT and doc["messages"][-1] == {"role": "user", "content": "{user}"}
+    assert run("validate", "--strict").exit_code == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -114,6 +118,17 @@ def test_list_show_render(seeded, tmp_path):
     (tmp_path / "h.json").write_text('[{"role": "user", "content": "hi"}]')
     result = run("render", "hello", "--var", "user=What?", "--history", str(tmp_path / "h.json"))
     assert (result.exit_code, result.output) == (0, "Sys. What?")
+
+
+def test_render_a_chat_prompt_through_the_models_chat_template(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTOPS_MODEL_REPOSITORY", str(make_model_repository(tmp_path / "models")))
+    chat_template.clear_cache()
+    repo.write({"prompts/c.json": CHAT})
+    (tmp_path / "h.json").write_text('[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]')
+    result = run("render", "c", "--var", "user=What?", "--history", str(tmp_path / "h.json"))
+    assert (result.exit_code, result.output) == (0, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+                                                    "<|im_start|>assistant\nhello<|im_end|>\n<|im_start|>user\nWhat?<|im_end|>\n"
+                                                    "<|im_start|>assistant\n")
 
 
 def test_usage_error_exits_2(repo):
