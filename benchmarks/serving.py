@@ -67,11 +67,12 @@ asyncio.run(main())
 
 
 def engine_args() -> dict:
-    """model.json of the embedded model, expanded the way the CPU backend does."""
+    """model.json of the embedded model, adapted the way the CPU backend does (GPU-only keys dropped)."""
+    from promptops import sampling
+
     raw = json.loads((triton.REPO_ROOT / "model_repository" / MODEL / "1" / "model.json").read_text())
-    cache = str(triton.TritonConfig().model_cache)
-    args = {k: (v.replace("${PROMPTOPS_MODEL_CACHE}", cache) if isinstance(v, str) else v)
-            for k, v in raw.items()}
+    args = {k: v for k, v in raw.items()
+            if k not in sampling.CPU_IGNORED_ENGINE_KEYS and k not in sampling.RETIRED_ENGINE_KEYS}
     args["enable_log_requests"] = not args.pop("disable_log_requests", True)
     return args
 

@@ -96,6 +96,19 @@ NOT_ACCEPTED = {
     "output_text_buffer_length": "vLLM sets it itself ('not supposed to be used as an input')",
 }
 
+# The engine side of the contract (model.json -> AsyncEngineArgs): keys that mean something else
+# (or nothing) on a CPU are dropped there, with a note.
+CPU_IGNORED_ENGINE_KEYS = {
+    "gpu_memory_utilization": "on CPU it reserves that fraction of all RAM and fails when less is free; "
+                              "the KV cache size comes from VLLM_CPU_KVCACHE_SPACE (GiB)",
+    "num_gpu_blocks_override": "no GPU blocks on CPU",
+    "cpu_offload_gb": "the weights already live in CPU memory",
+    "disable_custom_all_reduce": "a CUDA all-reduce setting",
+}
+# Keys older vLLMs (and NVIDIA's examples) accepted that this vLLM refuses.
+RETIRED_ENGINE_KEYS = ("swap_space", "use_v2_block_manager", "worker_use_ray", "engine_use_ray",
+                       "max_seq_len_to_capture", "cuda_graph_sizes", "preemption_mode", "tokenizer_pool_size", "device")
+
 # The optional inputs that ask for extra outputs, and those outputs (NVIDIA vllm_backend's contract).
 RETURN_FLAGS = ("return_finish_reason", "return_cumulative_logprob", "return_logprobs",
                 "return_num_input_tokens", "return_num_output_tokens")

@@ -23,7 +23,11 @@ what `promptops serve` uses for its embedded server):
     PROMPTOPS_TRITON_MODELS       models to load, comma-separated
     PROMPTOPS_TRITON_HTTP_PORT / PROMPTOPS_TRITON_GRPC_PORT / PROMPTOPS_TRITON_METRICS_PORT
     PROMPTOPS_SERVE_VENV          serving environment (tritonserver, vLLM)
-    PROMPTOPS_MODEL_CACHE         where model weights live
+    PROMPTOPS_HF_HOME             the server's Hugging Face home (else HF_HOME, else ~/.cache/promptops/hf)
+
+Models are named by hub id in `model.json`; the server runs with `HF_HUB_OFFLINE=1` and
+`HF_HOME` set to that folder, where `scripts/setup-serving.sh` prepared the weights in the
+hub's own cache layout (`serving/prepare_weights.py`).
 
 This module prints nothing and raises :class:`TritonLaunchError`.
 """
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -50,9 +53,13 @@ from promptops.errors import TritonLaunchError
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 VLLM_BACKEND_SOURCE = PACKAGE_DIR / "backends" / "vllm" / "model.py"
-# The models of model_repository/ that run on a CPU (opt-125m is GPU-only).
-DEFAULT_CPU_MODELS: tuple[str, ...] = ("smollm2-135m",)
+# The models of model_repository/ loaded by default on a CPU. Not opt-125m: no registry ships its
+# weights, so it serves only where the hub is reachable (model_repository/opt-125m/README.md).
+# all-minilm-l6-v2 (embeddings, /v1/embeddings) adds ~0.5-1 s to a ~21 s start and ~0.5 GB (docs/deployment.md).
+DEFAULT_CPU_MODELS: tuple[str, ...] = ("smollm2-135m", "all-minilm-l6-v2")
 SETUP_HINT = "run scripts/setup-serving.sh"
+# Variables that would move the hub cache away from $HF_HOME/hub: not passed to the server.
+HF_CACHE_OVERRIDES = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")
 SHM_DIR = Path("/dev/shm")
 SHM_BASE = "triton_python_backend_shm_region_"
 
@@ -60,6 +67,12 @@ SHM_BASE = "triton_python_backend_shm_region_"
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
     return Path(value).expanduser() if value else default
+
+
+def default_hf_home() -> Path:
+    """PROMPTOPS_HF_HOME, else HF_HOME, else ~/.cache/promptops/hf (serving/prepare_weights.py uses the same rule)."""
+    value = os.environ.get("PROMPTOPS_HF_HOME") or os.environ.get("HF_HOME")
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "promptops" / "hf"
 
 
 def _env_paths(name: str, default: list[Path]) -> list[Path]:
@@ -96,8 +109,7 @@ class TritonConfig:
                                                                 REPO_ROOT / ".promptops" / "triton"))
     python_env: Path = field(default_factory=lambda: _env_path("PROMPTOPS_SERVE_VENV",
                                                                REPO_ROOT / ".venv-serve"))
-    model_cache: Path = field(default_factory=lambda: _env_path(
-        "PROMPTOPS_MODEL_CACHE", Path.home() / ".cache" / "promptops" / "models"))
+    hf_home: Path = field(default_factory=default_hf_home)
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -110,6 +122,15 @@ class TritonConfig:
     def http_url(self) -> str:
         """Base URL of the HTTP endpoint."""
         return f"http://{self.address}:{self.http_port}"
+
+    @property
+    def model_cache(self) -> Path:
+        """The pre-HF-cache weights folder (PROMPTOPS_MODEL_CACHE); no model.json refers to it any more.
+
+        Kept only for callers that still expand `${PROMPTOPS_MODEL_CACHE}` (benchmarks/serving.py,
+        promptops/chat_template.py); remove with them.
+        """
+        return _env_path("PROMPTOPS_MODEL_CACHE", Path.home() / ".cache" / "promptops" / "models")
 
     @property
     def pid_path(self) -> Path:
@@ -325,7 +346,7 @@ class TritonServer:
         """The server's environment: the serving venv first, its libpython, offline vLLM on CPU."""
         c = self.config
         base = {k: v for k, v in os.environ.items()
-                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", *HF_CACHE_OVERRIDES)}
         # The stub's embedded Python uses the first python3 on PATH and its packages.
         base["PATH"] = f"{env.python.parent}{os.pathsep}{base.get('PATH', '/usr/bin:/bin')}"
         base["VIRTUAL_ENV"] = str(c.python_env)
@@ -336,16 +357,20 @@ class TritonServer:
             "VLLM_CPU_KVCACHE_SPACE": "1",
             "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
             "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            # Hub ids in model.json resolve from $HF_HOME/hub, never from the network.
+            "HF_HOME": str(c.hf_home),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
-            "PROMPTOPS_MODEL_CACHE": str(c.model_cache),
         })
         base.update(c.extra_env)
         return base
 
     def _check_model_paths(self) -> None:
-        """Fail early, with the fix, when a requested model's local weights are missing."""
-        values = {**os.environ, "PROMPTOPS_MODEL_CACHE": str(self.config.model_cache)}
+        """Fail early, with the fix, when a requested model's weights are not on this machine.
+
+        `model` in model.json is a hub id (looked up in the offline cache under `hf_home`) or a
+        local folder (absolute, or starting with `.`: relative to the version folder).
+        """
         for name in self.config.models:
             found = [Path(r) / name for r in self.config.model_repositories if (Path(r) / name).is_dir()]
             if not found:
@@ -356,11 +381,18 @@ class TritonServer:
                     target = json.loads(model_json.read_text()).get("model", "")
                 except (OSError, ValueError) as exc:
                     raise TritonLaunchError(f"cannot read {model_json}: {exc}") from exc
-                if "$" not in str(target):
-                    continue
-                path = Path(os.path.expanduser(_expand(str(target), values)))
-                if not (path / "config.json").exists():
-                    raise TritonLaunchError(f"weights of {name!r} are missing: {path}", fix=SETUP_HINT)
+                if not isinstance(target, str) or not target:
+                    raise TritonLaunchError(f"{model_json} names no model", fix='set "model" to a hub id')
+                if target.startswith(("/", ".")):
+                    path = (model_json.parent / target).resolve()
+                    if not (path / "config.json").exists():
+                        raise TritonLaunchError(f"weights of {name!r} are missing: {path}", fix=SETUP_HINT)
+                elif hub_snapshot(self.config.hf_home, target) is None:
+                    raise TritonLaunchError(
+                        f"weights of {name!r} ({target}) are not in the offline Hugging Face cache "
+                        f"{self.config.hf_home / 'hub'}",
+                        fix=f"{SETUP_HINT} (it prepares the CPU models), or put {target} in that cache "
+                            f"(PROMPTOPS_HF_HOME / HF_HOME) or choose another --model")
 
     def start(self, owner: int | None = None) -> int:
         """Start the server in the background and return its PID (does not wait for ready).
@@ -509,10 +541,15 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _expand(text: str, values: dict[str, str]) -> str:
-    """Expand `$VAR` / `${VAR}` from `values`, leaving unknown names as they are."""
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)",
-                  lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+def hub_snapshot(hf_home: Path, repo_id: str) -> Path | None:
+    """The folder `refs/main` names for hub model `repo_id` under `hf_home`, when it holds a config.json."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    try:
+        revision = (repo / "refs" / "main").read_text().strip()
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / revision
+    return snapshot if revision and (snapshot / "config.json").is_file() else None
 
 
 def _repository_index(http_url: str) -> tuple[ModelState, ...]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,83 @@ def test_a_bad_port_variable_names_the_variable(monkeypatch):
     with pytest.raises(TritonLaunchError, match="PROMPTOPS_TRITON_METRICS_PORT='80a' is not a port"):
         triton.TritonConfig()
 
+
+
+def test_environment_resolves_hub_ids_offline_from_hf_home(config, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", "/elsewhere")  # would move the hub cache away from $HF_HOME/hub
+    config.hf_home = tmp_path / "hf"
+    env = triton.ServeEnvironment(python=Path("/venv/bin/python"), tritonserver=Path("/t"), python_backend=Path("/p"),
+                                  stub=Path("/s"), libdir="/py/lib", bundled_libs=Path("/libs"))
+    values = triton.TritonServer(config).environment(env)
+    assert (values["HF_HOME"], values["HF_HUB_OFFLINE"]) == (str(tmp_path / "hf"), "1")
+    assert "HF_HUB_CACHE" not in values and "PROMPTOPS_MODEL_CACHE" not in values
+
+
+@pytest.mark.parametrize(("promptops_hf_home", "hf_home", "expected"), [
+    ("/a", "/b", "/a"), (None, "/b", "/b"), (None, None, "~/.cache/promptops/hf")])
+def test_hf_home_is_promptops_then_hf_home_then_the_default(monkeypatch, promptops_hf_home, hf_home, expected):
+    for name, value in (("PROMPTOPS_HF_HOME", promptops_hf_home), ("HF_HOME", hf_home)):
+        monkeypatch.setenv(name, value) if value else monkeypatch.delenv(name, raising=False)
+    assert triton.TritonConfig().hf_home == prepare_weights().hf_home() == Path(expected).expanduser()
+
+
+def test_missing_hub_weights_fail_before_the_server_starts(config, tmp_path):
+    config.hf_home, config.models = tmp_path / "empty", ["smollm2-135m"]
+    with pytest.raises(TritonLaunchError, match=r"\(HuggingFaceTB/SmolLM2-135M-Instruct\) are not in the offline") as info:
+        triton.TritonServer(config)._check_model_paths()
+    assert "setup-serving.sh" in str(info.value)
+
+
+def prepare_weights():
+    """serving/prepare_weights.py as a module (it runs in .venv-serve; only its stdlib parts are used here)."""
+    path = triton.REPO_ROOT / "serving" / "prepare_weights.py"
+    spec = importlib.util.spec_from_file_location("prepare_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def weights(monkeypatch, tmp_path):
+    """prepare_weights with a fake GGUF and a fake conversion that counts its runs."""
+    module, runs = prepare_weights(), []
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"gguf")
+    monkeypatch.setenv("PROMPTOPS_HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(module, "source_gguf", lambda: gguf)
+
+    def convert(source, out):
+        runs.append(out)
+        for name in ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"):
+            (out / name).write_text(name)
+
+    monkeypatch.setattr(module, "convert", convert)
+    module.runs = runs
+    return module
+
+
+def test_prepared_weights_are_where_the_launcher_looks_for_the_hub_id(weights, tmp_path):
+    model_json = json.loads((triton.REPO_ROOT / "model_repository/smollm2-135m/1/model.json").read_text())
+    folder = weights.prepare()
+    assert model_json["model"] == weights.HUB_ID and re.fullmatch(r"[0-9a-f]{40}", folder.name)
+    assert triton.hub_snapshot(tmp_path / "hf", model_json["model"]) == folder
+    assert weights.prepare() == folder and len(weights.runs) == 1  # content-checked: reused
+
+
+def test_damaged_weights_are_rebuilt_and_a_moved_ref_is_restored(weights):
+    folder = weights.prepare()
+    (folder / "model.safetensors").write_text("damaged")
+    (folder.parent.parent / "refs" / "main").write_text("0" * 40)
+    assert weights.prepare() == folder and len(weights.runs) == 2
+    assert (folder / "model.safetensors").read_text() == "model.safetensors"
+    assert (folder.parent.parent / "refs" / "main").read_text() == folder.name
+
+
+def test_older_prepared_snapshots_go_real_downloads_stay(weights):
+    snapshots = weights.prepare().parent
+    (snapshots / "old").mkdir()
+    (snapshots / "old" / weights.MANIFEST).write_text("{}")
+    (snapshots / "download").mkdir()
+    (snapshots / "download" / "config.json").write_text("{}")
+    weights.prepare()
+    assert sorted(p.name for p in snapshots.iterdir()) == sorted(["download", weights.prepare().name])

@@ -70,7 +70,7 @@ TWO_PLUS_TWO = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\
 COUNT_TOKENS = """
 import json, os, sys
 from transformers import AutoTokenizer
-path = os.path.expandvars(json.load(open(sys.argv[1]))["model"])
+path = json.load(open(sys.argv[1]))["model"]
 tokenizer = AutoTokenizer.from_pretrained(path)
 print(json.dumps([len(tokenizer(text).input_ids) for text in json.loads(sys.stdin.read())]))
 """
@@ -80,8 +80,7 @@ def token_counts(*texts):
     """The model's own tokenizer, loaded in the serving environment (vLLM encodes prompts the same way)."""
     python = triton.locate(triton.TritonConfig().python_env).python
     model_json = triton.REPO_ROOT / "model_repository" / MODEL / "1" / "model.json"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.setdefault("PROMPTOPS_MODEL_CACHE", os.path.expanduser("~/.cache/promptops/models"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(triton.TritonConfig().hf_home)}
     out = subprocess.run([str(python), "-c", COUNT_TOKENS, str(model_json)], input=json.dumps(texts), env=env,
                          capture_output=True, text=True, check=True, timeout=300)
     return json.loads(out.stdout)
@@ -137,3 +136,19 @@ def test_model_json_written_for_a_gpu_loads_on_cpu_with_a_note(tmp_path):
         assert "ignoring gpu_memory_utilization=0.9 on CPU" in log and "ignoring swap_space=4" in log
     finally:
         triton.down(config)
+
+
+def test_promptops_test_passes_chat_prompts_through_the_models_chat_template(repo, vllm_server):
+    from typer.testing import CliRunner
+
+    from promptops.cli.app import app
+    from promptops.prompt import NEW_PROMPT
+
+    chat = json.loads((triton.REPO_ROOT / "prompts" / "chat.json").read_text())
+    germany = {"name": "capital", "vars": {"user": "What is the capital of Germany?"},
+               "assert": [{"type": "contains", "value": "Berlin"}]}
+    repo.write({"prompts/chat.json": chat, "prompts/fresh.json": {**NEW_PROMPT, "tests": [germany]}})
+    result = CliRunner().invoke(app, ["--triton-url", vllm_server.grpc_url, "test", "--format", "json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 0 and [r["id"] for r in report if r["passed"]] == [
+        "chat@draft::capital of Germany", "chat@draft::arithmetic", "fresh@draft::capital"], report

@@ -20,10 +20,12 @@ and ``src/utils/request.py``), so the same ``model_repository/`` serves on a GPU
 - ``lora_name`` answers "LoRA feature is not enabled." (no LoRA here); ``n`` must be 1;
 - engine arguments come from ``<model>/<version>/model.json``.
 
-CPU specifics: ``${VAR}`` references in model.json string values are expanded
-(``PROMPTOPS_MODEL_CACHE`` defaults to ``~/.cache/promptops/models``), a relative
-``model``/``tokenizer`` path is resolved against the version folder, and keys written
-for GPUs or older vLLMs are dropped with a logged note instead of failing the load.
+CPU specifics: model.json is read as written (no variable expansion, as NVIDIA's backend):
+``model`` is a hub id, resolved offline from ``$HF_HOME/hub`` (the launcher sets ``HF_HOME``
+and ``HF_HUB_OFFLINE=1``; ``serving/prepare_weights.py`` fills that cache). A ``model``/
+``tokenizer`` path starting with ``.`` is resolved against the version folder (a local
+convenience NVIDIA's backend lacks). Keys written for GPUs or older vLLMs are dropped with
+a logged note instead of failing the load.
 
 Threading: Triton calls ``execute`` on one thread; the engine lives on an
 asyncio loop in a daemon thread. ``execute`` validates synchronously and hands
@@ -42,7 +44,6 @@ import difflib  # noqa: E402
 import gc  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import uuid  # noqa: E402
@@ -69,34 +70,18 @@ def _load_contract():
 
 sampling = _load_contract()
 
-_DEFAULT_CACHE = "~/.cache/promptops/models"
 _PATH_KEYS = ("model", "tokenizer")
 _DRAIN_TIMEOUT_S = 10.0
-# model.json keys that mean something else (or nothing) on a CPU: dropped there, with a note.
-_CPU_IGNORED = {
-    "gpu_memory_utilization": "on CPU it reserves that fraction of all RAM and fails when less is free; "
-                              "the KV cache size comes from VLLM_CPU_KVCACHE_SPACE (GiB)",
-    "num_gpu_blocks_override": "no GPU blocks on CPU",
-    "cpu_offload_gb": "the weights already live in CPU memory",
-    "disable_custom_all_reduce": "a CUDA all-reduce setting",
-}
-# Keys older vLLMs (and NVIDIA's examples) accepted that this vLLM refuses.
-_RETIRED = ("swap_space", "use_v2_block_manager", "worker_use_ray", "engine_use_ray", "max_seq_len_to_capture",
-            "cuda_graph_sizes", "preemption_mode", "tokenizer_pool_size", "device")
 _GUIDED_BACKENDS = ("xgrammar", "xgrammar:no-fallback", "auto", "xgrammar:_auto")
 
 
 def load_engine_config(version_dir):
-    """Read model.json, expand ${VAR}s and resolve relative model paths."""
+    """Read model.json as written; only relative model paths and `disable_log_requests` are adapted."""
     path = Path(version_dir) / "model.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise pb_utils.TritonModelException(f"cannot read {path}: {exc}") from None
-    os.environ.setdefault("PROMPTOPS_MODEL_CACHE", os.path.expanduser(_DEFAULT_CACHE))
-    for key, value in list(config.items()):
-        if isinstance(value, str):
-            config[key] = os.path.expanduser(os.path.expandvars(value))
     for key in _PATH_KEYS:
         value = config.get(key)
         if isinstance(value, str) and value.startswith("."):
@@ -116,9 +101,10 @@ def fit_engine_config(config, accepted, on_cpu):
     """
     config, notes = dict(config), []
     for key in list(config):
-        if on_cpu and key in _CPU_IGNORED:
-            notes.append(f"model.json: ignoring {key}={config.pop(key)!r} on CPU ({_CPU_IGNORED[key]})")
-        elif key not in accepted and key in _RETIRED:
+        if on_cpu and key in sampling.CPU_IGNORED_ENGINE_KEYS:
+            why = sampling.CPU_IGNORED_ENGINE_KEYS[key]
+            notes.append(f"model.json: ignoring {key}={config.pop(key)!r} on CPU ({why})")
+        elif key not in accepted and key in sampling.RETIRED_ENGINE_KEYS:
             notes.append(f"model.json: ignoring {key}={config.pop(key)!r} (this vLLM no longer has it)")
         elif key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)
