@@ -19,10 +19,17 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from promptops.workspace import find_repo_root
-
 ENV_PREFIX = "PROMPTOPS_"
 Duration = Annotated[float, "duration"]  # seconds; written 30, 30s, 5m, 1h or 250ms
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The git toplevel above `start` (no git subprocess: this runs on every command)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return here
 
 
 def _config_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,14 +14,15 @@ from promptops.names import check_name
 from promptops.prompt import SEED_TEMPLATE, Prompt, dump_document
 from promptops.schema import check_bytes, encode_text, load_prompt_bytes
 
+LABELS_FILE = "labels.json"
 
-def find_repo_root(start: Path | None = None) -> Path:
-    """The git toplevel above `start` (no git subprocess: this runs on every command)."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return here
+
+def labels_path(prompts_dir: str) -> str:
+    """The labels file of a prompts directory, repository-relative: `prompts` -> `labels.json`.
+
+    Here rather than in promptops.store.labels: `validate` needs the path without importing the store.
+    """
+    return posixpath.join(posixpath.dirname(prompts_dir.rstrip("/")), LABELS_FILE)
 
 
 class Workspace:

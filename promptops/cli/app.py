@@ -35,7 +35,7 @@ def configure(
 
 def workspace_paths(ctx: typer.Context) -> tuple[Path, str]:
     """(repository, prompts directory) from the global options alone: what file-only commands need."""
-    from promptops.workspace import find_repo_root
+    from promptops.settings import find_repo_root
 
     obj = ctx.find_root().obj
     if isinstance(obj, Settings):

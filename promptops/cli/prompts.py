@@ -199,7 +199,7 @@ def validate(ctx: typer.Context,
 
 
 def _labels_display(ws: Any) -> str:
-    from promptops.store.labels import labels_path
+    from promptops.workspace import labels_path
 
     return labels_path(ws.prompts_dir)
 

@@ -16,7 +16,6 @@ git objects (serving) or the working tree (authoring).
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from typing import Any
 
 from promptops.errors import Problem
 from promptops.store.model import Version
+from promptops.workspace import LABELS_FILE, labels_path  # noqa: F401 (re-exported)
 
-LABELS_FILE = "labels.json"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent.parent / "schemas" / "labels.schema.json"
 RESERVED = ("head", "approved", "draft", "latest")
 DEFAULT_PROTECTED: tuple[str, ...] = ("production",)
@@ -35,11 +34,6 @@ LABEL_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 _SHA = re.compile(r"[0-9a-f]{7,40}")
 LABEL_RULE = ("a lowercase letter, then up to 39 of a-z, 0-9, '_' and '-'; not head, approved, draft or latest; "
               "not 7-40 hex digits (that reads as a commit)")
-
-
-def labels_path(prompts_dir: str) -> str:
-    """The labels file of a prompts directory, repository-relative: `prompts` -> `labels.json`."""
-    return posixpath.join(posixpath.dirname(prompts_dir.rstrip("/")), LABELS_FILE)
 
 
 def is_label(text: str) -> bool:
