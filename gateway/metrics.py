@@ -9,8 +9,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class Metrics:
-    """Requests, errors, latency, time to first token and tokens, labelled by prompt, version, release label
-    and endpoint.
+    """Requests, errors, latency, time to first token and tokens (prompt and completion, the model's counts),
+    labelled by prompt, version, release label and endpoint.
 
     `label` is the release label that chose the version (`production` for a bare name, `staging` for
     `name@staging`) or "" for a pin: a handful of values per prompt, so cardinality stays that of versions.
@@ -27,18 +27,26 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.ttft = Histogram("promptops_time_to_first_token_seconds", "Time to the first token.", labels,
                               buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.tokens = Counter("promptops_completion_tokens", "Tokens generated (streamed deltas).", labels,
+        self.prompt_tokens = Counter("promptops_prompt_tokens", "Prompt tokens read (the model's own count).",
+                                     labels, registry=self.registry)
+        self.tokens = Counter("promptops_completion_tokens", "Tokens generated (the model's own count).", labels,
                               registry=self.registry)
 
     def observe(self, prompt: str, version: str, label: str, endpoint: str, *, latency_s: float,
-                ttft_s: float | None, tokens: int, error: str | None = None) -> None:
-        """Record one finished (or failed) request (`label`: the release label that chose the version, or "")."""
+                ttft_s: float | None, prompt_tokens: int = 0, completion_tokens: int = 0,
+                error: str | None = None) -> None:
+        """Record one finished (or failed) request (`label`: the release label that chose the version, or "").
+
+        Token counts are the model's (`num_input_tokens`/`num_output_tokens`); a request that failed or was
+        cancelled before the model reported them adds none."""
         labels = (prompt, version, label, endpoint)
         self.requests.labels(*labels).inc()
         self.latency.labels(*labels).observe(latency_s)
         if ttft_s is not None:
             self.ttft.labels(*labels).observe(ttft_s)
-        if tokens:
-            self.tokens.labels(*labels).inc(tokens)
+        if prompt_tokens:
+            self.prompt_tokens.labels(*labels).inc(prompt_tokens)
+        if completion_tokens:
+            self.tokens.labels(*labels).inc(completion_tokens)
         if error is not None:
             self.errors.labels(*labels, error).inc()

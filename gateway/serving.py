@@ -1,8 +1,10 @@
-"""What every edge of the gateway does to answer a chat: resolve, render, generate, measure.
+"""What every edge of the gateway does to answer a chat: the core's chat pipeline, plus metrics and limits.
 
-The HTTP routes, the OpenAI-compatible routes and the Gradio UI all go through
-:class:`Service`, so the serving rules (approved by default, pins, drafts) and the
-metrics are the same whichever door a request came in by.
+The HTTP routes, the OpenAI-compatible routes, the seed endpoint and the Gradio UI all go through
+:class:`Service`, so the serving rules (approved by default, pins, drafts), the limits and the
+metrics are the same whichever door a request came in by. Rendering, checking and generating are
+the core's (`promptops.chat`); this adds the per-caller limits (gateway/limits.py), the max_tokens
+cap and the Prometheus metrics, all counted from the model's own token counts.
 """
 
 from __future__ import annotations
@@ -11,95 +13,28 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import aclosing
 from typing import Any
 
 from gateway.errors import MaxTokensOverCap, type_of
 from gateway.limits import CallerLimits, default_cap
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
-from promptops import remote
-from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
+from promptops import chat, remote
+from promptops.chat import Answer, Prepared, to_turns
+from promptops.errors import PromptOpsError
 from promptops.inference import InferenceClient
-from promptops.prompt import Prompt, dump_document
-from promptops.render import Turn, render
-from promptops.schema import check_bytes, encode_text
+from promptops.prompt import Prompt
 from promptops.store import PromptStore, Resolved
 
-ROLES = ("user", "assistant", "system")
 
-
-@dataclass(frozen=True)
-class Prepared:
-    """A request ready for the model: which prompt version, the rendered text, model and sampling."""
-
-    name: str
-    version: str  # "3", or "draft" for the working-tree file, or "inline" for the seed endpoint
-    commit: str
-    model: str
-    text: str
-    sampling: Mapping[str, Any]
-    approved: bool = False
-    label: str | None = None  # the release label that chose the version (`production` for a bare name)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The `X-Prompt-*` / `X-Model` headers of every chat answer (`X-Prompt-Label` when a label chose)."""
-        headers = {"X-Prompt-Name": self.name, "X-Prompt-Version": self.version,
-                   "X-Prompt-Commit": self.commit, "X-Model": self.model}
-        if self.label is not None:
-            headers["X-Prompt-Label"] = self.label
-        return headers
-
-    def describe(self) -> dict[str, Any]:
-        """Which prompt version and model answered, for final events and JSON answers."""
-        return {"prompt": self.name, "version": self.version, "commit": self.commit or None,
-                "approved": self.approved, "label": self.label, "model": self.model}
-
-
-@dataclass
-class Stats:
-    """Filled in while a generation runs; complete once its iterator is exhausted."""
-
-    started: float = field(default_factory=time.perf_counter)
-    ttft_s: float | None = None
-    latency_s: float | None = None
-    tokens: int = 0
-    prompt_tokens: int = 0
-
-    def usage(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens,
-                "total_tokens": self.prompt_tokens + self.tokens}
-
-    def timing(self) -> dict[str, float | None]:
-        def ms(value: float | None) -> float | None:
-            return None if value is None else round(value * 1000, 3)
-
-        return {"ttft_ms": ms(self.ttft_s), "total_ms": ms(self.latency_s)}
-
-
-def to_turns(history: Sequence[Mapping[str, Any]] | Sequence[Turn]) -> list[Turn]:
-    """`[{role, content}]` as core Turns; unknown roles are refused (they would be rendered verbatim)."""
-    turns = []
-    for item in history:
-        role, content = (item.role, item.content) if isinstance(item, Turn) else (item["role"], item["content"])
-        if role not in ROLES:
-            raise PromptOpsError(f"unknown chat role {role!r}", fix=f"use one of {', '.join(ROLES)}")
-        turns.append(Turn(role, content if isinstance(content, str) else str(content)))
-    return turns
-
-
-def with_overrides(prompt: Prompt, overrides: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The prompt's sampling config with `overrides` applied, validated by the core's schema."""
-    if not overrides:
-        return prompt.config
-    document = dict(prompt.document)
-    document["config"] = {**dict(document.get("config", {})), **overrides}
-    file = f"{prompt.name} (overrides)"
-    checked, problems = check_bytes(encode_text(dump_document(document), file), prompt.name, file)
-    if checked is None:
-        raise PromptInvalid(problems)
-    return checked.config
+def headers(prepared: Prepared) -> dict[str, str]:
+    """The `X-Prompt-*` / `X-Model` headers of every chat answer (`X-Prompt-Label` when a label chose)."""
+    out = {"X-Prompt-Name": prepared.name, "X-Prompt-Version": prepared.version,
+           "X-Prompt-Commit": prepared.commit, "X-Model": prepared.model}
+    if prepared.label is not None:
+        out["X-Prompt-Label"] = prepared.label
+    return out
 
 
 class Service:
@@ -126,32 +61,24 @@ class Service:
 
     def prepare(self, resolved: Resolved, message: str, history: Sequence[Any] = (),
                 overrides: Mapping[str, Any] | None = None) -> Prepared:
-        """Render the resolved prompt with the caller's message and history."""
-        prompt = resolved.prompt
-        version = "draft" if resolved.version is None else str(resolved.version.number)
-        return self.prepare_prompt(prompt, message, history, overrides, version=version,
-                                   commit=resolved.commit or "", approved=resolved.approved, label=resolved.label)
+        """Render the resolved prompt with the caller's message and history (`promptops.chat.prepare`).
 
-    def prepare_prompt(self, prompt: Prompt, message: str | None, history: Sequence[Any] = (),
-                       overrides: Mapping[str, Any] | None = None, *, version: str = "inline",
-                       commit: str = "", approved: bool = False, label: str | None = None) -> Prepared:
-        """Render any valid prompt (the seed endpoint's inline prompts included).
+        Raises EmptyPrompt, PromptInvalid (overrides), and MaxTokensOverCap when the request's or the
+        prompt's `max_tokens` is over the model's cap (see gateway/limits.py)."""
+        which = "draft" if resolved.version is None else f"v{resolved.version.number}"
+        source = f"{self.settings.prompts_dir}/{resolved.prompt.name}.json ({which})"
+        prepared = chat.prepare(resolved, message, history, overrides, default_model=self.settings.default_model,
+                                source=source)
+        self.check_max_tokens(prepared, overrides or {})
+        return prepared
 
-        Raises EmptyPrompt when nothing but whitespace was rendered, and MaxTokensOverCap when the
-        request's or the prompt's `max_tokens` is over the model's cap (see gateway/limits.py)."""
-        variables = {} if message is None else {"user": message}
-        text = render(prompt, variables, to_turns(history))
-        which = "draft" if version == "draft" else f"v{version}"
-        source = ("the posted prompt" if version == "inline"
-                  else f"{self.settings.prompts_dir}/{prompt.name}.json ({which})")
-        if not text.strip():
-            raise EmptyPrompt(f"{source} rendered to an empty prompt: there is nothing to send to the model",
-                              fix="send a non-empty message, or give the template text of its own")
-        model = prompt.model or self.settings.default_model
-        sampling = with_overrides(prompt, overrides or {})
-        self.check_max_tokens(sampling, overrides or {}, model, source)
-        return Prepared(name=prompt.name, version=version, commit=commit, model=model, text=text,
-                        sampling=sampling, approved=approved, label=label)
+    def prepare_prompt(self, prompt: Prompt, message: str | None = None, history: Sequence[Any] = (),
+                       overrides: Mapping[str, Any] | None = None) -> Prepared:
+        """Render a prompt that is no version (the seed endpoint's posted one); None keeps its `user` field."""
+        prepared = chat.prepare(prompt, message, history, overrides, default_model=self.settings.default_model,
+                                source="the posted prompt")
+        self.check_max_tokens(prepared, overrides or {})
+        return prepared
 
     def max_tokens_cap(self, model: str) -> int:
         """`max_tokens_cap` when set, else the model's context length from its model.json, else 2048."""
@@ -161,10 +88,9 @@ class Service:
             self._caps[model] = cap
         return cap
 
-    def check_max_tokens(self, sampling: Mapping[str, Any], overrides: Mapping[str, Any], model: str,
-                         source: str) -> None:
+    def check_max_tokens(self, prepared: Prepared, overrides: Mapping[str, Any]) -> None:
         """Refuse (never clamp) a `max_tokens` over the cap, naming who asked: the caller or the prompt file."""
-        asked = sampling.get("max_tokens")
+        asked, model, source = prepared.sampling.get("max_tokens"), prepared.model, prepared.source
         if not isinstance(asked, int) or asked <= (cap := self.max_tokens_cap(model)):
             return
         if "max_tokens" in overrides:
@@ -174,23 +100,28 @@ class Service:
                                fix=f"lower config.max_tokens in {source} to at most {cap}, send a smaller "
                                    "max_tokens with the request, or raise PROMPTOPS_MAX_TOKENS")
 
-    async def generate(self, prepared: Prepared, endpoint: str, stats: Stats,
-                       caller: str | None = None) -> AsyncIterator[str]:
-        """Stream text deltas from Triton, recording metrics when the stream ends, fails or is cancelled.
+    async def generate(self, prepared: Prepared, endpoint: str, caller: str | None = None, *,
+                       logprobs: bool = False) -> AsyncIterator[str | Answer]:
+        """`promptops.chat.generate` (text deltas, then the `Answer` with the model's counts), recording
+        metrics when the stream ends, fails or is cancelled.
 
         With a `caller` (gateway/limits.py), the request holds one of its slots until then: TooManyRequests
         is raised at the first step when it has none left. Triton's deadline is `request_timeout_s` for the
         whole answer: past it, InferenceTimeout (504, or an `error` event mid-stream) and the Triton request
         is cancelled."""
         self.limits.enter(caller)
-        stats.prompt_tokens = len(prepared.text.split())
+        started = time.perf_counter()
+        ttft_s: float | None = None
+        answer: Answer | None = None
         error: str | None = None
         try:
-            async for delta in self.client.stream(prepared.model, prepared.text, prepared.sampling):
-                if stats.ttft_s is None:
-                    stats.ttft_s = time.perf_counter() - stats.started
-                stats.tokens += 1
-                yield delta
+            async with aclosing(chat.generate(self.client, prepared, logprobs=logprobs)) as events:
+                async for event in events:
+                    if isinstance(event, Answer):
+                        answer = event
+                    elif ttft_s is None:
+                        ttft_s = time.perf_counter() - started
+                    yield event
         except PromptOpsError as exc:
             error = type_of(exc)
             raise
@@ -199,13 +130,21 @@ class Service:
             raise
         finally:
             self.limits.leave(caller)
-            stats.latency_s = time.perf_counter() - stats.started
             self.metrics.observe(prepared.name, prepared.version, prepared.label or "", endpoint,
-                                 latency_s=stats.latency_s, ttft_s=stats.ttft_s, tokens=stats.tokens, error=error)
+                                 latency_s=answer.total_s if answer else time.perf_counter() - started,
+                                 ttft_s=answer.ttft_s if answer else ttft_s,
+                                 prompt_tokens=answer.prompt_tokens if answer else 0,
+                                 completion_tokens=answer.completion_tokens if answer else 0, error=error)
 
-    async def complete(self, prepared: Prepared, endpoint: str, stats: Stats, caller: str | None = None) -> str:
+    async def complete(self, prepared: Prepared, endpoint: str, caller: str | None = None, *,
+                       logprobs: bool = False) -> Answer:
         """The whole answer (streamed internally, so time to first token is measured too)."""
-        return "".join([delta async for delta in self.generate(prepared, endpoint, stats, caller)])
+        answer: Answer | None = None
+        async for event in self.generate(prepared, endpoint, caller, logprobs=logprobs):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None  # the pipeline always ends with an Answer
+        return answer
 
     async def refresh(self) -> tuple[bool, str | None]:
         """Fetch the read-only clone (or re-read the repository served in place): (anything changed, head).
@@ -246,3 +185,6 @@ except ImportError:  # pragma: no cover
 def sse(event: str, data: Any) -> bytes:
     """One Server-Sent Event; JSON data is on a single line (no raw newlines), so one `data:` field suffices."""
     return b"event: " + event.encode() + b"\ndata: " + _dumps(data) + b"\n\n"
+
+
+__all__ = ["Answer", "Prepared", "Service", "headers", "sse", "to_turns"]

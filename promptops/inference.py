@@ -487,10 +487,10 @@ def complete_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = 
     return run_sync(_background.client(url, timeout_s).complete(model, prompt, sampling, logprobs=logprobs))
 
 
-def stream_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                url: str = DEFAULT_URL, timeout_s: float = 60.0) -> Iterator[str]:
-    """Blocking `InferenceClient.stream`; closing the iterator (or Ctrl-C) cancels the request."""
-    agen = _background.client(url, timeout_s).stream(model, prompt, sampling).__aiter__()
+def iterate_sync(events: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async generator on promptops' shared background loop, blocking; closing the iterator
+    (or Ctrl-C) closes the generator there (a Triton request it holds is cancelled)."""
+    agen: Any = events.__aiter__()
     try:
         while True:
             try:
@@ -499,6 +499,12 @@ def stream_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = No
                 return
     finally:
         run_sync(agen.aclose())
+
+
+def stream_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
+                url: str = DEFAULT_URL, timeout_s: float = 60.0) -> Iterator[str]:
+    """Blocking `InferenceClient.stream`; closing the iterator (or Ctrl-C) cancels the request."""
+    return iterate_sync(_background.client(url, timeout_s).stream(model, prompt, sampling))
 
 
 # -- embeddings: a batched, non-decoupled model (model_repository/all-minilm-l6-v2) --------------------------
@@ -565,7 +571,7 @@ def embed_sync(model: str, texts: Sequence[str], *, url: str = DEFAULT_URL, time
     return run_sync(_background.client(url, timeout_s).embed(model, texts))
 
 
-__all__ = ["Completion", "InferenceClient", "build_request", "complete_sync", "generate_sync", "map_grpc_error",
-           "run_sync", "stream_sync",
+__all__ = ["Completion", "InferenceClient", "build_request", "complete_sync", "generate_sync", "iterate_sync",
+           "map_grpc_error", "run_sync", "stream_sync",
            "DEFAULT_URL",
            "EMBED_BATCH", "Embeddings", "build_embed_request", "embed_sync"]

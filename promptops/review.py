@@ -261,6 +261,13 @@ def _verdict(result: CaseResult | None) -> str:
     return "error" if result.error else ("pass" if result.passed else "fail")
 
 
+def _tokens(result: CaseResult | None) -> str:
+    """The model's token counts of one run, `prompt + answer`; — when it did not answer."""
+    if result is None or result.prompt_tokens is None:
+        return "—"
+    return f"{result.prompt_tokens} + {result.completion_tokens}"
+
+
 def _answer_diff(case: CaseComparison, sides: tuple[str, str] = ("base", "head")) -> str:
     base = _clip(case.base.output if case.base else "").splitlines()
     head = _clip(case.head.output if case.head else "").splitlines()
@@ -313,11 +320,13 @@ def _label_markdown(item: LabelReview) -> list[str]:
 
 def _answers_markdown(item: PromptReview | LabelReview) -> list[str]:
     old, new = _sides(item)
-    lines = [f"#### Model answers: {_title(item)}", "", f"| case | {old} | {new} | answer |", "|---|---|---|---|"]
+    lines = [f"#### Model answers: {_title(item)}", "",
+             f"| case | {old} | {new} | answer | tokens (prompt + answer) |", "|---|---|---|---|---|"]
     for case in item.cases:
         flag = " :warning: newly failing" if case.newly_failing else (" :tada: fixed" if case.newly_passing else "")
         lines.append(f"| {case.case} | {_verdict(case.base)} | {_verdict(case.head)}{flag} | "
-                     f"{'changed' if case.answer_changed else 'same'} |")
+                     f"{'changed' if case.answer_changed else 'same'} | "
+                     f"{_tokens(case.base)} → {_tokens(case.head)} |")
     lines.append("")
     for case in item.cases:
         body = [f"**{old}**: {_verdict(case.base)} → **{new}**: {_verdict(case.head)}", ""]
@@ -386,7 +395,8 @@ def _result_dict(result: CaseResult | None) -> dict[str, Any] | None:
     if result is None:
         return None
     return {"passed": result.passed, "output": result.output, "error": result.error,
-            "latency_ms": round(result.latency_ms, 1),
+            "latency_ms": round(result.latency_ms, 1), "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens, "finish_reason": result.finish_reason,
             "assertions": [{"type": a.type, "passed": a.passed, "message": a.message} for a in result.assertions]}
 
 

@@ -5,24 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from xml.etree import ElementTree
 
+from promptops import chat
+from promptops.chat import Answer, EventStreamer
 from promptops.errors import InferenceError, PromptOpsError
 from promptops.prompt import Prompt
-from promptops.render import render
 
 ASSERTION_TYPES = ("equals", "contains", "icontains", "not-contains", "regex", "starts-with",
                    "min-length", "max-length", "is-json", "latency-ms")
 
 
-class TextStreamer(Protocol):
-    """What the runner needs from an inference client (promptops.inference.InferenceClient)."""
-
-    def stream(self, model: str, prompt: str, sampling: Mapping[str, Any]) -> Any: ...
+# What the runner needs from an inference client (promptops.inference.InferenceClient).
+TextStreamer = EventStreamer
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,9 @@ class CaseResult:
     first_token_ms: float | None = None
     assertions: list[AssertionResult] = field(default_factory=list)
     error: str | None = None
+    prompt_tokens: int | None = None  # the model's counts; None when it never answered
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -119,22 +120,21 @@ async def run_case(client: TextStreamer, target: Target, case: Mapping[str, Any]
                    repeat: int = 0) -> CaseResult:
     """Render the case's variables into the prompt, stream the answer, check every assertion.
 
-    A chat prompt is rendered with the chat template of `model`, the model that answers.
+    Goes through the chat pipeline (`promptops.chat`): a chat prompt is rendered with the chat template
+    of `model`, the model that answers, and the result carries the model's token counts.
     """
     result = CaseResult(target.prompt.name, target.label, str(case["name"]), repeat)
     try:
-        text = render(target.prompt, case.get("vars", {}), default_model=model)
-        start = time.perf_counter()
-        parts: list[str] = []
-        async for delta in client.stream(model, text, target.prompt.config):
-            if result.first_token_ms is None:
-                result.first_token_ms = (time.perf_counter() - start) * 1000
-            parts.append(delta)
-        result.latency_ms = (time.perf_counter() - start) * 1000
-        result.output = "".join(parts)
+        prepared = chat.prepare(target.prompt, None, variables=case.get("vars", {}), default_model=model,
+                                version=target.label, source=f"{target.prompt.name}@{target.label}")
+        answer: Answer = await chat.complete(client, prepared)
     except (InferenceError, PromptOpsError) as exc:
         result.error = exc.message
         return result
+    result.output, result.latency_ms = answer.text, answer.total_s * 1000
+    result.first_token_ms = None if answer.ttft_s is None else answer.ttft_s * 1000
+    result.prompt_tokens, result.completion_tokens = answer.prompt_tokens, answer.completion_tokens
+    result.finish_reason = answer.finish_reason
     result.assertions = [check_assertion(a, result.output, result.latency_ms) for a in case.get("assert", [])]
     return result
 
@@ -156,7 +156,8 @@ async def run_tests(client: TextStreamer, targets: Sequence[Target], default_mod
 
 
 def junit_xml(results: Sequence[CaseResult], suite: str = "promptops") -> str:
-    """JUnit XML (one testsuite per prompt version) for CI test reporters."""
+    """JUnit XML (one testsuite per prompt version) for CI test reporters; each case's token counts and
+    finish reason are its `properties`."""
     root = ElementTree.Element("testsuites", name=suite)
     by_suite: dict[str, list[CaseResult]] = {}
     for result in results:
@@ -170,6 +171,13 @@ def junit_xml(results: Sequence[CaseResult], suite: str = "promptops") -> str:
             label = case.case + (f" #{case.repeat + 1}" if case.repeat else "")
             item = ElementTree.SubElement(node, "testcase", classname=name, name=label,
                                           time=f"{case.latency_ms / 1000:.3f}")
+            usage = {"prompt_tokens": case.prompt_tokens, "completion_tokens": case.completion_tokens,
+                     "finish_reason": case.finish_reason}
+            if any(value is not None for value in usage.values()):
+                properties = ElementTree.SubElement(item, "properties")
+                for key, value in usage.items():
+                    if value is not None:
+                        ElementTree.SubElement(properties, "property", name=key, value=str(value))
             if case.error is not None:
                 ElementTree.SubElement(item, "error", message=case.error).text = case.error
             for failed in (a for a in case.assertions if not a.passed):

@@ -12,10 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.deps import service_of
 from gateway.errors import error_body, error_response
 from gateway.routes.prompts import TurnModel
-from gateway.serving import Prepared, Service, Stats, sse
+from gateway.serving import Answer, Prepared, Service, headers, sse
 from promptops.errors import PromptOpsError
 
 router = APIRouter(prefix="/v1", tags=["chat"])
+Events = AsyncIterator[str | Answer]
 
 
 class ChatRequest(BaseModel):
@@ -29,48 +30,54 @@ class ChatRequest(BaseModel):
     stream: bool = False
 
 
-async def start_stream(service: Service, prepared: Prepared, endpoint: str, stats: Stats,
-                       caller: str | None = None) -> tuple[AsyncIterator[str], str | None]:
-    """Start generating and wait for the first delta, so a failure before it gets a real HTTP status
-    (a caller over its concurrency limit included: 429)."""
-    deltas = service.generate(prepared, endpoint, stats, caller)
-    try:
-        first = await anext(deltas)
-    except StopAsyncIteration:
-        first = None
-    return deltas, first
+async def start_stream(service: Service, prepared: Prepared, endpoint: str, caller: str | None = None, *,
+                       logprobs: bool = False) -> tuple[Events, str | Answer]:
+    """Start generating and wait for the first event (a delta, or the Answer of an empty answer), so a
+    failure before it gets a real HTTP status (a caller over its concurrency limit included: 429)."""
+    events = service.generate(prepared, endpoint, caller, logprobs=logprobs)
+    return events, await anext(events)
 
 
-async def _events(prepared: Prepared, deltas: AsyncIterator[str], first: str | None,
-                  stats: Stats) -> AsyncIterator[bytes]:
+def finished(prepared: Prepared, answer: Answer) -> dict[str, Any]:
+    """The facts of a finished answer: the version, the model's usage and finish reason, the timing."""
+    return {**prepared.describe(), "usage": answer.usage(), "finish_reason": answer.finish_reason,
+            "timing": answer.timing()}
+
+
+async def _events(prepared: Prepared, events: Events, first: str | Answer) -> AsyncIterator[bytes]:
+    answer = first if isinstance(first, Answer) else None
     try:
-        if first is not None:
+        if answer is None:
             yield sse("token", {"text": first})
-            async for delta in deltas:
-                yield sse("token", {"text": delta})
+        async for event in events:
+            if isinstance(event, Answer):
+                answer = event
+            else:
+                yield sse("token", {"text": event})
     except PromptOpsError as exc:  # Triton failed mid-stream: the status line is long gone
         yield sse("error", error_body(exc))
         return
-    yield sse("done", {**prepared.describe(), "usage": stats.usage(), "timing": stats.timing()})
+    assert answer is not None  # the pipeline always ends with an Answer
+    yield sse("done", finished(prepared, answer))
 
 
 @router.post("/chat", response_model=None)
 async def chat(body: ChatRequest, request: Request) -> Response:
-    """Answer `message` with the resolved prompt version; `stream: true` answers with SSE
-    (`token` events, then `done` with usage, timing, prompt, version, commit and model, or `error`)."""
+    """Answer `message` with the resolved prompt version; `stream: true` answers with SSE (`token` events,
+    then `done` with prompt, version, commit, model, the model's usage and finish reason, and timing;
+    or `error`)."""
     # Resolution is inline (no thread hop): a warm store answers in microseconds.
     service = service_of(request)
     prepared = service.prepare(service.resolve(body.prompt), body.message,
                                [t.model_dump() for t in body.history], body.config)
-    stats, caller = Stats(), service.limits.caller(request)
+    caller = service.limits.caller(request)
     try:
         if body.stream:
-            deltas, first = await start_stream(service, prepared, "chat", stats, caller)
-            return StreamingResponse(_events(prepared, deltas, first, stats), media_type="text/event-stream",
-                                     headers={**prepared.headers, "Cache-Control": "no-cache",
+            events, first = await start_stream(service, prepared, "chat", caller)
+            return StreamingResponse(_events(prepared, events, first), media_type="text/event-stream",
+                                     headers={**headers(prepared), "Cache-Control": "no-cache",
                                               "X-Accel-Buffering": "no"})
-        text = await service.complete(prepared, "chat", stats, caller)
+        answer = await service.complete(prepared, "chat", caller)
     except PromptOpsError as exc:
-        return error_response(exc, prepared.headers)
-    return JSONResponse({"text": text, **prepared.describe(), "usage": stats.usage(), "timing": stats.timing()},
-                        headers=prepared.headers)
+        return error_response(exc, headers(prepared))
+    return JSONResponse({"text": answer.text, **finished(prepared, answer)}, headers=headers(prepared))

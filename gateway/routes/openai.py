@@ -1,15 +1,27 @@
 """OpenAI-compatible API: `POST /v1/chat/completions` and `GET /v1/models`.
 
-`model` is a prompt reference (`support`, `support@3`). The messages become the
-prompt's `{history}` plus its `{user}` (the last message, which must be the user's);
-the prompt's own fields (its system text) stay as the prompt file says.
+`model` is a prompt reference (`support`, `support@3`). The messages map onto the prompt by one rule
+(`promptops.chat.split_messages`):
+
+- the last message must be the user's; it becomes `{user}`;
+- earlier `user` and `assistant` messages become the history, placed where the prompt puts it:
+  `{history}` in a template prompt (each turn through `turn_template`), the `{"history": true}`
+  entry in a chat prompt, else before its last user message;
+- a `system` (or `developer`) message is refused with 400: the prompt's system text is reviewed
+  code in its prompt file, so a caller neither replaces nor extends it; `tool`/`function` roles too.
+
+`usage` and `finish_reason` are the model's own (its tokenizer's counts; `length` when `max_tokens`
+ended the answer, `stop` otherwise). `logprobs: true` (with `top_logprobs: N`) returns the model's log
+probabilities in OpenAI's shape; streamed, they come in the chunk that carries `finish_reason`.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,11 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import ServiceDep, service_of
 from gateway.errors import error_body, error_response
-from gateway.routes.chat import start_stream
-from gateway.serving import Prepared, Stats
+from gateway.routes.chat import Events, start_stream
+from gateway.serving import Answer, Prepared, headers
+from promptops.chat import split_messages
 from promptops.errors import PromptOpsError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+# OpenAI's stand-in for a log probability too small to represent (JSON has no -Infinity).
+FLOOR = -9999.0
 
 
 class ChatMessage(BaseModel):
@@ -31,11 +46,6 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: str
     content: str | list[dict[str, Any]] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
-        return self.content or ""
 
 
 class StreamOptions(BaseModel):
@@ -60,57 +70,84 @@ class CompletionRequest(BaseModel):
     seed: int | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
 
     def overrides(self) -> dict[str, Any]:
         """Sampling parameters the caller set, in the prompt config's vocabulary."""
         values = {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed,
                   "max_tokens": self.max_completion_tokens or self.max_tokens,
                   "stop": [self.stop] if isinstance(self.stop, str) else self.stop,
-                  "presence_penalty": self.presence_penalty, "frequency_penalty": self.frequency_penalty}
+                  "presence_penalty": self.presence_penalty, "frequency_penalty": self.frequency_penalty,
+                  "logprobs": (self.top_logprobs or 0) if self.logprobs else None}
         return {k: v for k, v in values.items() if v is not None}
 
 
-def _split(body: CompletionRequest) -> tuple[str, list[dict[str, str]]]:
+def _split(body: CompletionRequest) -> tuple[str, list[Any]]:
     if body.n != 1:
         raise PromptOpsError(f"n={body.n} is not supported", fix="ask for one choice (n=1)")
-    *past, last = body.messages
-    if last.role != "user":
-        raise PromptOpsError(f"the last message must be the user's, not {last.role!r}",
-                             fix="end `messages` with {\"role\": \"user\", ...}")
-    return last.text(), [{"role": m.role, "content": m.text()} for m in past]
-
-
-def _finish_reason(prepared: Prepared, stats: Stats) -> str:
-    limit = prepared.sampling.get("max_tokens")
-    return "length" if isinstance(limit, int) and stats.tokens >= limit else "stop"
+    if body.top_logprobs is not None and not body.logprobs:
+        raise PromptOpsError("top_logprobs needs logprobs", fix="send \"logprobs\": true with top_logprobs")
+    return split_messages([m.model_dump() for m in body.messages])
 
 
 def _model_name(prepared: Prepared) -> str:
     return f"{prepared.name}@{prepared.version}"
 
 
-async def _chunks(prepared: Prepared, deltas: AsyncIterator[str], first: str | None, stats: Stats,
-                  include_usage: bool) -> AsyncIterator[bytes]:
-    import json
+def _entry(position: Mapping[str, Any]) -> dict[str, Any]:
+    token = position.get("decoded_token") or ""
+    logprob = position.get("logprob")
+    finite = isinstance(logprob, int | float) and math.isfinite(logprob)
+    return {"token": token, "logprob": float(logprob) if finite else FLOOR, "bytes": list(token.encode("utf-8"))}
 
+
+def openai_logprobs(positions: list[dict[str, Any]] | None, top: int) -> dict[str, Any]:
+    """The model's per-token `[{token_id: {logprob, rank, decoded_token}}]` in OpenAI's shape.
+
+    The chosen token is each position's first entry (vLLM puts the sampled token first, then the
+    top alternatives); `top_logprobs` are the entries of rank 1..`top`, best first."""
+    content = []
+    for position in positions or []:
+        entries = list(position.values())
+        if not entries:
+            continue
+        ranked = sorted(entries, key=lambda e: e.get("rank") or 0)[:top]
+        content.append({**_entry(entries[0]), "top_logprobs": [_entry(e) for e in ranked]})
+    return {"content": content, "refusal": None}
+
+
+def _choice_logprobs(body: CompletionRequest, answer: Answer) -> dict[str, Any] | None:
+    return openai_logprobs(answer.logprobs, body.top_logprobs or 0) if body.logprobs else None
+
+
+async def _chunks(body: CompletionRequest, prepared: Prepared, events: Events,
+                  first: str | Answer) -> AsyncIterator[bytes]:
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": _model_name(prepared), "system_fingerprint": prepared.commit[:12] or None}
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    def data(payload: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        return data({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]})
+
+    answer = first if isinstance(first, Answer) else None
     try:
-        yield chunk({"role": "assistant", "content": first or ""})
-        async for delta in deltas:
-            yield chunk({"content": delta})
+        yield chunk({"role": "assistant", "content": "" if answer else first})
+        async for event in events:
+            if isinstance(event, Answer):
+                answer = event
+            else:
+                yield chunk({"content": event})
     except PromptOpsError as exc:  # the openai client raises APIError on an `error` chunk
-        yield b"data: " + json.dumps(error_body(exc)).encode() + b"\n\n"
+        yield data(error_body(exc))
         return
-    yield chunk({}, _finish_reason(prepared, stats))
-    if include_usage:
-        data = {**base, "choices": [], "usage": stats.usage()}
-        yield b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    assert answer is not None  # the pipeline always ends with an Answer
+    logprobs = _choice_logprobs(body, answer)
+    yield chunk({}, answer.finish_reason, **({"logprobs": logprobs} if logprobs else {}))
+    if body.stream_options and body.stream_options.include_usage:
+        yield data({**base, "choices": [], "usage": answer.usage()})
     yield b"data: [DONE]\n\n"
 
 
@@ -120,23 +157,21 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
     service = service_of(request)
     message, history = _split(body)
     prepared = service.prepare(service.resolve(body.model), message, history, body.overrides())
-    stats, caller = Stats(), service.limits.caller(request)
+    caller, logprobs = service.limits.caller(request), bool(body.logprobs)
     try:
         if body.stream:
-            deltas, first = await start_stream(service, prepared, "openai", stats, caller)
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(_chunks(prepared, deltas, first, stats, include_usage),
-                                     media_type="text/event-stream", headers={**prepared.headers,
-                                                                              "Cache-Control": "no-cache"})
-        text = await service.complete(prepared, "openai", stats, caller)
+            events, first = await start_stream(service, prepared, "openai", caller, logprobs=logprobs)
+            return StreamingResponse(_chunks(body, prepared, events, first), media_type="text/event-stream",
+                                     headers={**headers(prepared), "Cache-Control": "no-cache"})
+        answer = await service.complete(prepared, "openai", caller, logprobs=logprobs)
     except PromptOpsError as exc:
-        return error_response(exc, prepared.headers)
+        return error_response(exc, headers(prepared))
     return JSONResponse({
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
         "model": _model_name(prepared), "system_fingerprint": prepared.commit[:12] or None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": _finish_reason(prepared, stats)}],
-        "usage": stats.usage()}, headers=prepared.headers)
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
+                     "logprobs": _choice_logprobs(body, answer), "finish_reason": answer.finish_reason}],
+        "usage": answer.usage()}, headers=headers(prepared))
 
 
 @router.get("/models")

@@ -1,40 +1,48 @@
-"""`POST /prompt`: the seed demo's endpoint, kept compatible.
+"""`POST /prompt`: the seed demo's endpoint, kept byte-compatible.
 
 The body is a whole prompt in the seed layout, the user's message inside:
 `{"config": {...}, "system": "...", "user": "...", "template": "{system}{user}"}`.
-It is validated by the core like any prompt file, rendered, and the generated text
-is the answer (text/plain), as the seed demo answered.
+It is validated by the core like any prompt file and rendered; the answer is what the seed demo
+answered: the posted JSON with `result` (the generated text) added, so its Gradio frontend's
+`requests.post(url, json=template).json()["result"]` works unchanged. Errors are the gateway's
+usual JSON error bodies.
 """
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from gateway.deps import service_of
 from gateway.errors import error_response
-from gateway.serving import Stats
+from gateway.serving import headers
 from promptops.errors import PromptInvalid, PromptOpsError
 from promptops.schema import check_bytes
 
 router = APIRouter(tags=["seed"])
 SEED_NAME = "seed"
+EXAMPLE = {"config": {"temperature": "1.0", "top_p": "0.95", "max_tokens": "256"},
+           "system": "You are helpful.\n", "user": "Hi!", "template": "{system}{user}"}
 
 
-@router.post("/prompt", response_class=PlainTextResponse, response_model=None,
+@router.post("/prompt", response_model=None,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "type": "object", "example": {"config": {"temperature": "1.0", "top_p": "0.95", "max_tokens": "256"},
-                                               "system": "You are helpful.\n", "user": "Hi!",
-                                               "template": "{system}{user}"}}}}}})
+                 "type": "object", "example": EXAMPLE}}}},
+                 "responses": {"200": {"description": "The posted prompt with `result`, the generated text",
+                                       "content": {"application/json": {"example": {
+                                           **EXAMPLE, "result": "Hello! How can I help?"}}}}}})
 async def seed_prompt(request: Request) -> Response:
-    """Render the posted template (with the user's prompt inside) and answer with the generated text."""
+    """Render the posted template (with the user's message inside); answer the posted JSON plus `result`."""
     service = service_of(request)
-    prompt, problems = check_bytes(await request.body(), SEED_NAME, "request body")
+    body = await request.body()
+    prompt, problems = check_bytes(body, SEED_NAME, "request body")
     if prompt is None:
         raise PromptInvalid(problems)
-    prepared = service.prepare_prompt(prompt, None)
+    prepared = service.prepare_prompt(prompt)
     try:
-        text = await service.complete(prepared, "seed", Stats(), service.limits.caller(request))
+        answer = await service.complete(prepared, "seed", service.limits.caller(request))
     except PromptOpsError as exc:
-        return error_response(exc, prepared.headers)
-    return PlainTextResponse(text, headers=prepared.headers)
+        return error_response(exc, headers(prepared))
+    return JSONResponse({**json.loads(body), "result": answer.text}, headers=headers(prepared))

@@ -7,19 +7,21 @@ from typing import Any
 
 import gradio as gr
 
-from gateway.serving import Stats
+from gateway.serving import Answer, Prepared
 from gateway.ui.common import GetService, describe_error, pin, preselect, prompt_names, resolved_notice, version_choices
 from promptops.errors import PromptOpsError
 
 Messages = list[dict[str, Any]]
 
 
-def footer(name: str, version: str, commit: str, model: str, stats: Stats, label: str | None = None) -> str:
-    """The line under each answer: which version (and the label that chose it) and model served it."""
-    short = commit[:7] if commit else "working tree"
-    via = f" ({label})" if label else ""
-    ttft = f" · first token {stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else ""
-    return f"\n\n<sub>served {name}@{version}{via} · {short} · {model}{ttft}</sub>"
+def footer(prepared: Prepared, answer: Answer) -> str:
+    """The line under each answer: which version (and the label that chose it) and model served it, the
+    model's token counts and why it stopped."""
+    short = prepared.commit[:7] if prepared.commit else "working tree"
+    via = f" ({prepared.label})" if prepared.label else ""
+    ttft = f" · first token {answer.ttft_s * 1000:.0f} ms" if answer.ttft_s is not None else ""
+    usage = f" · {answer.prompt_tokens} + {answer.completion_tokens} tokens ({answer.finish_reason or 'done'})"
+    return f"\n\n<sub>served {prepared.name}@{prepared.version}{via} · {short} · {prepared.model}{ttft}{usage}</sub>"
 
 
 def build_chat(get: GetService) -> dict[str, Any]:
@@ -65,19 +67,22 @@ def build_chat(get: GetService) -> dict[str, Any]:
             shown[-1] = {"role": "assistant", "content": f"⚠️ {exc.message}"}
             yield shown, history, "", describe_error(exc)
             return
-        stats, answer, note = Stats(), "", resolved_notice(service, resolved)
+        answer, done, note = "", None, resolved_notice(service, resolved)
         yield shown, history, "", note
         try:
-            async for delta in service.generate(prepared, "ui", stats):
-                answer += delta
+            async for event in service.generate(prepared, "ui"):
+                if isinstance(event, Answer):
+                    done = event
+                    continue
+                answer += event
                 shown[-1] = {"role": "assistant", "content": answer}
                 yield shown, history, "", note
         except PromptOpsError as exc:
             shown[-1] = {"role": "assistant", "content": f"{answer}\n\n⚠️ {exc.message}"}
             yield shown, history, "", describe_error(exc)
             return
-        shown[-1] = {"role": "assistant", "content": answer + footer(prepared.name, prepared.version, prepared.commit,
-                                                                     prepared.model, stats, resolved.label)}
+        assert done is not None  # the pipeline always ends with an Answer
+        shown[-1] = {"role": "assistant", "content": answer + footer(prepared, done)}
         history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         yield shown, history, "", note
 

@@ -189,11 +189,13 @@ def test(ctx: typer.Context,
     failed = [r for r in results if not r.passed]
     if format_ == "json":
         print_json([{"id": r.test_id, "passed": r.passed, "output": r.output, "latency_ms": round(r.latency_ms, 1),
-                     "error": r.error, "assertions": [a.__dict__ for a in r.assertions]} for r in results])
+                     "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+                     "finish_reason": r.finish_reason, "error": r.error,
+                     "assertions": [a.__dict__ for a in r.assertions]} for r in results])
     else:
-        table(("test", "result", "ms", "answer"), [
+        table(("test", "result", "ms", "tokens", "answer"), [
             (r.test_id, "PASS" if r.passed else ("ERROR" if r.error else "FAIL"), f"{r.latency_ms:.0f}",
-             (r.error or r.output.strip()).replace("\n", " ")[:60]) for r in results])
+             tokens(r), (r.error or r.output.strip()).replace("\n", " ")[:60]) for r in results])
         for r in failed:
             for a in r.assertions:
                 if not a.passed:
@@ -204,37 +206,58 @@ def test(ctx: typer.Context,
     return EXIT_USER_ERROR if failed else EXIT_OK
 
 
+def tokens(result: Any) -> str:
+    """A case's token counts as the model reported them: `prompt + answer (finish reason)`; blank on error."""
+    if result.prompt_tokens is None:
+        return ""
+    return f"{result.prompt_tokens} + {result.completion_tokens} ({result.finish_reason or 'done'})"
+
+
 def chat(ctx: typer.Context,
          ref: Annotated[str, typer.Argument(help="NAME or NAME@REF.")],
          var: Annotated[Optional[list[str]], typer.Option("--var", help="KEY=VALUE overriding a field.")] = None,
          timeout: Annotated[float, typer.Option("--timeout", help="Seconds per answer.")] = 120.0) -> int:
     """Chat with a prompt in the terminal (/reset clears history, /quit or Ctrl-D ends)."""
+    from promptops import chat as pipeline
     from promptops.cli.prompts import _load, parse_vars
-    from promptops.inference import stream_sync
-    from promptops.render import Turn, render
+    from promptops.inference import InferenceClient, iterate_sync, run_sync
+    from promptops.render import Turn
 
     prompt = _load(ctx, ref)
     model = prompt.model or _settings(ctx).default_model
     variables = parse_vars(var or [])
+    client = InferenceClient(grpc_url(ctx), timeout_s=timeout)
     history: list[Turn] = []
     echo(f"Chatting with {ref} on {model}. /reset clears the history, /quit ends.", err=True)
-    while True:
-        try:
-            message = input("you> " if sys.stdin.isatty() else "")
-        except EOFError:
-            return EXIT_OK
-        if message.strip() in ("/quit", "/exit"):
-            return EXIT_OK
-        if message.strip() == "/reset":
-            history.clear()
-            continue
-        text = render(prompt, {**variables, "user": message}, history, default_model=model)
-        parts = []
-        for delta in stream_sync(model, text, prompt.config, url=grpc_url(ctx), timeout_s=timeout):
-            parts.append(delta)
-            typer.echo(delta, nl=False)
-        typer.echo("")
-        history += [Turn("user", message), Turn("assistant", "".join(parts).strip())]
+    try:
+        while True:
+            try:
+                message = input("you> " if sys.stdin.isatty() else "")
+            except EOFError:
+                return EXIT_OK
+            if message.strip() in ("/quit", "/exit"):
+                return EXIT_OK
+            if message.strip() == "/reset":
+                history.clear()
+                continue
+            if not message.strip():
+                continue
+            prepared = pipeline.prepare(prompt, message, history, variables=variables, default_model=model,
+                                        source=ref)
+            answer = None
+            for event in iterate_sync(pipeline.generate(client, prepared)):
+                if isinstance(event, str):
+                    typer.echo(event, nl=False)
+                else:
+                    answer = event
+            typer.echo("")
+            if answer is not None:
+                if is_tty(sys.stderr):
+                    echo(f"[{answer.prompt_tokens} + {answer.completion_tokens} tokens, "
+                         f"{answer.finish_reason or 'done'}]", err=True)
+                history += [Turn("user", message), Turn("assistant", answer.text.strip())]
+    finally:
+        run_sync(client.close())
 
 
 def register(app: typer.Typer) -> None:

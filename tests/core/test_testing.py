@@ -2,8 +2,11 @@ import json
 from xml.etree import ElementTree
 
 import pytest
+from typer.testing import CliRunner
 
+from promptops.cli.app import app
 from promptops.testing import CaseResult, check_assertion, junit_xml
+from tests.conftest import prompt_doc
 
 
 @pytest.mark.parametrize(("kind", "value", "output", "passed"), [
@@ -31,7 +34,8 @@ def test_bad_regex_fails_with_a_message():
 
 
 def test_junit_xml_counts_failures_and_errors():
-    ok = CaseResult("chat", "v2", "capital", 0, output="Berlin", latency_ms=12,
+    ok = CaseResult("chat", "v2", "capital", 0, output="Berlin", latency_ms=12, prompt_tokens=9,
+                    completion_tokens=2, finish_reason="stop",
                     assertions=[check_assertion({"type": "contains", "value": "Berlin"}, "Berlin", 12)])
     bad = CaseResult("chat", "v2", "math", 0, output="five",
                      assertions=[check_assertion({"type": "contains", "value": "4"}, "five", 1)])
@@ -40,3 +44,20 @@ def test_junit_xml_counts_failures_and_errors():
     assert (suite.get("name"), suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("chat@v2", "3", "1", "1")
     assert suite.findall("testcase")[1].find("failure").get("message") == "expected answer to contain '4'"
     assert json.dumps(ok.passed) == "true"
+    properties = suite.findall("testcase")[0].findall("properties/property")
+    assert {p.get("name"): p.get("value") for p in properties} == {
+        "prompt_tokens": "9", "completion_tokens": "2", "finish_reason": "stop"}
+    assert suite.findall("testcase")[2].find("properties") is None  # no answer, no counts
+
+
+def test_promptops_test_shows_the_models_token_counts(repo, echo_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMPTOPS_MODEL", "echo")
+    cases = [{"name": "echo", "vars": {"user": "a b"}, "assert": [{"type": "contains", "value": "a"}]},
+             {"name": "short", "vars": {"user": "a b"}, "assert": [{"type": "equals", "value": "S a b"}]}]
+    repo.commit({"prompts/support.json": prompt_doc(system="S ", tests=cases, config={"max_tokens": 2})})
+    result = CliRunner().invoke(app, ["--triton-url", echo_server.grpc_url, "test", "--junit", str(tmp_path / "j.xml")])
+    assert result.exit_code == 1, result.output
+    assert "support@draft::echo\tPASS\t" in result.output and "\t3 + 2 (length)\tS a" in result.output
+    testcase = ElementTree.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase")
+    assert {p.get("name"): p.get("value") for p in testcase.iter("property")} == {
+        "prompt_tokens": "3", "completion_tokens": "2", "finish_reason": "length"}

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from gateway import serving
-from promptops import triton
+from promptops import chat, triton
 
 
 def events(text: str) -> list[tuple[str, dict]]:
@@ -23,14 +22,17 @@ def events(text: str) -> list[tuple[str, dict]]:
 @pytest.fixture
 def raw_sampling(monkeypatch):
     """Let `config` reach the echo model unchecked, to ask it for failures (`fail_after`, `delay_ms`)."""
-    monkeypatch.setattr(serving, "with_overrides", lambda prompt, overrides: {**prompt.config, **overrides})
+    monkeypatch.setattr(chat, "with_overrides", lambda prompt, overrides: {**prompt.config, **overrides})
 
 
 def test_json_answer_with_version_facts_and_headers(client, prompts):
     response = client.post("/v1/chat", json={"prompt": "support", "message": "hello there"})
     body = response.json()
     assert (body["text"], body["version"], body["model"]) == ("S1 hello there", "1", "echo")
-    assert body["usage"]["completion_tokens"] == 3 and body["timing"]["ttft_ms"] > 0
+    # The echo model's tokens are whitespace-ended chunks: its own counts, as a real model's would be.
+    assert (body["usage"], body["finish_reason"]) == ({"prompt_tokens": 3, "completion_tokens": 3,
+                                                       "total_tokens": 6}, "stop")
+    assert body["timing"]["ttft_ms"] > 0
     assert {k: response.headers[k] for k in ("x-prompt-name", "x-prompt-version", "x-prompt-commit", "x-model")} == {
         "x-prompt-name": "support", "x-prompt-version": "1", "x-prompt-commit": prompts["support@1"],
         "x-model": "echo"}
@@ -44,7 +46,14 @@ def test_sse_framing_tokens_then_done(client, prompts):
     assert parsed[:-1] == [("token", {"text": "S2 "}), ("token", {"text": "a "}), ("token", {"text": "b"})]
     kind, done = parsed[-1]
     assert (kind, done["version"], done["commit"], done["model"]) == ("done", "2", prompts["support@2"], "echo")
-    assert done["usage"]["completion_tokens"] == 3 and done["timing"]["total_ms"] >= done["timing"]["ttft_ms"]
+    assert (done["usage"], done["finish_reason"]) == ({"prompt_tokens": 3, "completion_tokens": 3,
+                                                       "total_tokens": 6}, "stop")
+    assert done["timing"]["total_ms"] >= done["timing"]["ttft_ms"]
+
+
+def test_max_tokens_ends_the_answer_with_length(client):
+    body = client.post("/v1/chat", json={"prompt": "support", "message": "a b c", "config": {"max_tokens": 2}}).json()
+    assert (body["text"], body["usage"]["completion_tokens"], body["finish_reason"]) == ("S1 a ", 2, "length")
 
 
 def test_history_reaches_the_template(client):

@@ -21,7 +21,9 @@ def test_metrics_increase_per_prompt_version(client):
         client.post("/v1/chat", json={"prompt": "support@2", "message": "x y"})
     after = client.get("/metrics").text
     assert sample(after, "promptops_requests_total", **labels) - sample(before, "promptops_requests_total", **labels) == 3
+    # The model's counts: "S2 x y" is 3 echo tokens read and 3 sent back, per request.
     assert sample(after, "promptops_completion_tokens_total", **labels) == 9
+    assert sample(after, "promptops_prompt_tokens_total", **labels) == 9
     assert sample(after, "promptops_time_to_first_token_seconds_count", **labels) == 3
     assert sample(after, "promptops_request_seconds_count", **labels) == 3
 

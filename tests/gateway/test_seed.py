@@ -1,19 +1,40 @@
-"""POST /prompt: the seed demo's payload, answered with the generated text."""
+"""POST /prompt: the seed demo's payload, answered as the seed demo answered (the payload plus `result`)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import requests
+
+from gateway.app import create_app
+from gateway.server import ServerThread
+from gateway.settings import GatewaySettings
+from promptops import triton
 
 
-def test_seed_payload_answers_with_generated_text(client):
+def test_seed_payload_answers_with_the_payload_and_result(client):
     payload = {"config": {"temperature": "1.0", "top_p": "0.95", "max_tokens": "256"},
                "system": "You are helpful. ", "user": "Hi there", "template": "{system}{user}"}
     response = client.post("/prompt", json=payload)
-    assert response.status_code == 200
-    assert response.text == "You are helpful. Hi there"
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.json() == {**payload, "result": "You are helpful. Hi there"}
     assert (response.headers["x-prompt-name"], response.headers["x-model"]) == ("seed", "echo")
+
+
+def test_the_original_frontend_works_unchanged(repo, echo_server):
+    """The seed's Gradio frontend: load the template, put the message in, POST it, read `result`."""
+    settings = GatewaySettings(repo=repo.path, triton_url=echo_server.grpc_url, default_model="echo",
+                               admin_token=None, store_url=None)
+    with ServerThread(create_app(settings, ui=False)) as url:
+        with open(triton.REPO_ROOT / "prompts" / "default.json") as handle:
+            template = json.load(handle)
+
+        def respond(message: str) -> str:
+            template["user"] = message
+            return requests.post(f"{url}/prompt", json=template, timeout=30).json()["result"]
+
+        assert respond("Hello!") == "You are a helpful assistant. Answer briefly.\nHello!"
 
 
 @pytest.mark.parametrize("body, message", [

@@ -11,8 +11,8 @@ import pytest
 from rel_helpers import doc, sse_events
 from starlette.requests import Request
 
-from gateway import serving
 from gateway.limits import caller_of, default_cap
+from promptops import chat
 
 CHAT = {"prompt": "support", "message": "hello there"}
 ASK = [{"role": "user", "content": "hi"}]
@@ -21,7 +21,7 @@ ASK = [{"role": "user", "content": "hi"}]
 @pytest.fixture
 def raw_sampling(monkeypatch):
     """Let `config` reach the echo model unchecked (`delay_ms` is not a prompt config key)."""
-    monkeypatch.setattr(serving, "with_overrides", lambda prompt, overrides: {**prompt.config, **overrides})
+    monkeypatch.setattr(chat, "with_overrides", lambda prompt, overrides: {**prompt.config, **overrides})
 
 
 def eventually(check, seconds=3.0):

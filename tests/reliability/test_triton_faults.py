@@ -11,7 +11,7 @@ import time
 import pytest
 from rel_helpers import sse_events
 
-from gateway import serving
+from promptops import chat
 
 CHAT = {"prompt": "support", "message": "hello there"}
 
@@ -40,7 +40,7 @@ def test_triton_started_later_is_used_without_restarting_the_gateway(own_triton,
 @pytest.fixture
 def raw_sampling(monkeypatch):
     """Let `config` reach the echo model unchecked (`delay_ms` is not a prompt config key)."""
-    monkeypatch.setattr(serving, "with_overrides", lambda prompt, overrides: {**prompt.config, **overrides})
+    monkeypatch.setattr(chat, "with_overrides", lambda prompt, overrides: {**prompt.config, **overrides})
 
 
 def test_sigkill_mid_stream_gives_an_error_event_fast_then_restart_recovers(own_triton, gateway, raw_sampling):

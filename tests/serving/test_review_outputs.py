@@ -36,7 +36,7 @@ def test_markdown_shows_both_answers_diffed(pr, tmp_path):
     pr.commit({"prompts/tone.json": prompt_doc("{system} {user}", system="Be brief, kind.", tests=CASES)}, "kinder")
     assert review("--output", str(tmp_path / "r.md"), "--junit", str(tmp_path / "j.xml")).exit_code == 0
     text = (tmp_path / "r.md").read_text()
-    assert "| mentions brevity | pass | pass | changed |" in text
+    assert "| mentions brevity | pass | pass | changed | 3 + 3 → 4 + 4 |" in text  # the echo model's counts
     assert "-Be brief. Hi\n+Be brief, kind. Hi" in text
     assert 'tests="1" failures="0"' in (tmp_path / "j.xml").read_text()
 
@@ -53,6 +53,8 @@ def test_label_move_runs_the_new_targets_tests_on_both_versions(pr):
     assert (data["summary"], data["prompts"]) == ("0 prompts changed · 1 label move · 0 tests newly failing · 1 answer changed", [])
     case = data["labels"][0]["cases"][0]
     assert (case["base"]["output"], case["head"]["output"], case["answer_changed"]) == ("Be brief. Hi", "Be brief, kind. Hi", True)
+    assert [(case[side]["prompt_tokens"], case[side]["completion_tokens"], case[side]["finish_reason"])
+            for side in ("base", "head")] == [(3, 3, "stop"), (4, 4, "stop")]
 
 
 def test_label_move_to_a_newly_failing_version_fails_and_shows_both_answers(pr):
@@ -63,6 +65,6 @@ def test_label_move_to_a_newly_failing_version_fails_and_shows_both_answers(pr):
     pr.commit({"labels.json": {"labels": {"tone": {"staging": 2}}}}, "stage v2")
     result = review()
     assert result.exit_code == 1
-    assert "#### Model answers: `tone: staging v1 -> v2`\n\n| case | v1 | v2 | answer |" in result.output
-    assert "| mentions brevity | pass | fail :warning: newly failing | changed |" in result.output
+    assert "#### Model answers: `tone: staging v1 -> v2`\n\n| case | v1 | v2 | answer | tokens (prompt + answer) |" in result.output
+    assert "| mentions brevity | pass | fail :warning: newly failing | changed | 3 + 3 → 3 + 3 |" in result.output
     assert "--- v1 answer\n+++ v2 answer\n@@ -1 +1 @@\n-Be brief. Hi\n+Be short. Hi" in result.output

@@ -152,3 +152,30 @@ def test_promptops_test_passes_chat_prompts_through_the_models_chat_template(rep
     report = json.loads(result.output)
     assert result.exit_code == 0 and [r["id"] for r in report if r["passed"]] == [
         "chat@draft::capital of Germany", "chat@draft::arithmetic", "fresh@draft::capital"], report
+
+
+def test_openai_usage_is_the_tokenizers_count_and_finish_reason_the_models(repo, vllm_server, monkeypatch, tmp_path):
+    """/v1/chat/completions through the gateway: usage counts the rendered prompt and the answer exactly."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    template = "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"  # renders to TWO_PLUS_TWO
+    repo.commit({"prompts/math.json": {"model": MODEL, "config": {"temperature": 0}, "template": template}})
+    settings = GatewaySettings(repo=repo.path, triton_url=vllm_server.grpc_url, default_model=MODEL,
+                               admin_token=None, store_url=None)
+    ask = {"model": "math@1", "messages": [{"role": "user", "content": "What is 2+2?"}]}
+    with TestClient(create_app(settings, ui=False), base_url="http://127.0.0.1:7070") as client:
+        answers = [client.post("/v1/chat/completions", json={**ask, "max_tokens": n}).json() for n in (3, 64)]
+        streamed = client.post("/v1/chat/completions", json={**ask, "max_tokens": 3, "stream": True,
+                                                             "stream_options": {"include_usage": True}}).text
+    chunks = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: {")]
+    texts = [a["choices"][0]["message"]["content"] for a in answers]
+    prompt_tokens, *answer_tokens = token_counts(TWO_PLUS_TWO, *texts)
+    assert [a["choices"][0]["finish_reason"] for a in answers] == ["length", "stop"]
+    # A stop by end-of-sequence counts the EOS token, which the text leaves out.
+    assert [(a["usage"]["prompt_tokens"], a["usage"]["completion_tokens"]) for a in answers] == [
+        (prompt_tokens, answer_tokens[0]), (prompt_tokens, answer_tokens[1] + 1)]
+    assert chunks[-1]["usage"] == answers[0]["usage"] and chunks[-2]["choices"][0]["finish_reason"] == "length"

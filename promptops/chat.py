@@ -1,0 +1,241 @@
+"""The one chat pipeline: prepare (render and check) a prompt for a message, then generate its answer.
+
+Every door that sends a prompt to the model goes through here: the gateway (`gateway/serving.py`,
+which adds metrics, per-caller limits and the max_tokens cap on top), the Gradio UI (through the
+gateway's Service), `promptops chat` and the test runner (`promptops.testing.run_case`, and so
+`promptops test` and `promptops review --outputs`). It prints nothing and imports no web or CLI
+framework.
+
+- `prepare(prompt_or_resolved, message, history, overrides, default_model=...)` renders a template
+  prompt or a chat prompt (through the served model's chat template) with the caller's message as
+  `{user}` and the past turns as history, validates sampling overrides with the prompt schema and
+  refuses an empty prompt (`EmptyPrompt`): a template prompt that rendered to whitespace only, or
+  a chat prompt whose own user messages are empty (its rendered text always holds the template's
+  markup, so the markup is not what is checked).
+- `generate(client, prepared)` yields the text deltas, then one `Answer`: the model's own token
+  counts (`num_input_tokens`/`num_output_tokens`), its finish reason, log probabilities when asked,
+  and the time to first token and total time from the clock. Nothing is estimated.
+- `complete(client, prepared)` is the same, collected into the `Answer`.
+
+Messages in the OpenAI shape (`[{role, content}]`) map onto a prompt by `split_messages`: the last
+message must be the user's and becomes `{user}`; earlier `user`/`assistant` turns become the
+history, placed where the prompt puts it (`{history}` in a template prompt; the `{"history": true}`
+entry, else before the last user message, in a chat prompt). A caller's `system` message (or
+`developer`, `tool`, `function`) is refused: the prompt's system text is reviewed code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
+from promptops.inference import Completion
+from promptops.prompt import Prompt, dump_document
+from promptops.render import ChatTemplateSource, Turn, chat_messages, render
+
+if TYPE_CHECKING:
+    from promptops.store import Resolved
+
+ROLES = ("user", "assistant", "system")  # roles of past turns (`history`) a caller may send
+MESSAGE_ROLES = ("user", "assistant")  # roles of OpenAI-style `messages` a caller may send
+
+
+class EventStreamer(Protocol):
+    """What the pipeline needs from an inference client (promptops.inference.InferenceClient)."""
+
+    def stream_events(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
+                      logprobs: bool = False, timeout_s: float | None = None
+                      ) -> AsyncIterator[str | Completion]: ...
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready for the model: which prompt version, the rendered text, the model and sampling."""
+
+    name: str
+    version: str  # "3"; "draft" for the working-tree file; "inline" for a prompt that is no version
+    commit: str
+    model: str
+    text: str
+    sampling: Mapping[str, Any]
+    approved: bool = False
+    label: str | None = None  # the release label that chose the version (`production` for a bare name)
+    source: str = ""  # how messages name the prompt: "prompts/support.json (v3)", "the posted prompt"
+
+    def describe(self) -> dict[str, Any]:
+        """Which prompt version and model answered, for final events and JSON answers."""
+        return {"prompt": self.name, "version": self.version, "commit": self.commit or None,
+                "approved": self.approved, "label": self.label, "model": self.model}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A finished answer: the model's own counts and finish reason, and the clock's timing."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None  # "stop", "length", ... as the model said; None if it never did
+    ttft_s: float | None  # None when no text came (an empty answer)
+    total_s: float
+    logprobs: list[dict[str, Any]] | None = None  # per generated token: {token id: {logprob, rank, decoded_token}}
+    cumulative_logprob: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def usage(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+    def timing(self) -> dict[str, float | None]:
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value * 1000, 3)
+
+        return {"ttft_ms": ms(self.ttft_s), "total_ms": ms(self.total_s)}
+
+
+def to_turns(history: Sequence[Mapping[str, Any]] | Sequence[Turn]) -> list[Turn]:
+    """`[{role, content}]` (or Turns) as Turns; unknown roles are refused (they would be rendered verbatim)."""
+    turns = []
+    for item in history:
+        role, content = (item.role, item.content) if isinstance(item, Turn) else (item["role"], item["content"])
+        if role not in ROLES:
+            raise PromptOpsError(f"unknown chat role {role!r}", fix=f"use one of {', '.join(ROLES)}")
+        turns.append(Turn(role, content if isinstance(content, str) else str(content)))
+    return turns
+
+
+def split_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Turn]]:
+    """OpenAI-style messages as (the user's message, the history before it); see the module docstring."""
+    if not messages:
+        raise PromptOpsError("no messages", fix='send at least {"role": "user", "content": "..."}')
+    for index, item in enumerate(messages):
+        role = item.get("role")
+        if role in ("system", "developer"):
+            raise PromptOpsError(
+                f"messages[{index}] is a {role} message: the prompt's system text is reviewed code and a caller "
+                "cannot replace or extend it",
+                fix="drop it; change the prompt file's system text in a new version, and send what varies "
+                    "per request in the user message")
+        if role not in MESSAGE_ROLES:
+            raise PromptOpsError(f"messages[{index}] has role {role!r}, which a prompt cannot take",
+                                 fix="send only user and assistant messages (tools are not supported)")
+    *past, last = messages
+    if last.get("role") != "user":
+        raise PromptOpsError(f"the last message must be the user's, not {last.get('role')!r}",
+                             fix='end `messages` with {"role": "user", ...}')
+    return _text(last.get("content")), [Turn(str(m["role"]), _text(m.get("content"))) for m in past]
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of parts."""
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content
+                       if isinstance(part, Mapping) and part.get("type") == "text")
+    return "" if content is None else str(content)
+
+
+def with_overrides(prompt: Prompt, overrides: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The prompt's sampling config with `overrides` applied, validated by the prompt schema."""
+    if not overrides:
+        return prompt.config
+    from promptops.schema import check_bytes, encode_text
+
+    document = dict(prompt.document)
+    document["config"] = {**dict(document.get("config", {})), **overrides}
+    file = f"{prompt.name} (overrides)"
+    checked, problems = check_bytes(encode_text(dump_document(document), file), prompt.name, file)
+    if checked is None:
+        raise PromptInvalid(problems)
+    return checked.config
+
+
+def _is_blank_chat(prompt: Prompt, variables: Mapping[str, str]) -> bool:
+    """A chat prompt whose own user messages are all empty once filled (past turns do not count)."""
+    filled = chat_messages(prompt, variables)
+    users = [m["content"] for m in filled if m["role"] == "user"]
+    return not any(content.strip() for content in users)
+
+
+def prepare(target: Prompt | Resolved, message: str | None = None,
+            history: Sequence[Mapping[str, Any]] | Sequence[Turn] = (), overrides: Mapping[str, Any] | None = None,
+            *, default_model: str, variables: Mapping[str, str] | None = None, version: str | None = None,
+            commit: str = "", approved: bool = False, label: str | None = None, source: str | None = None,
+            chat_template: ChatTemplateSource | None = None) -> Prepared:
+    """Render `target` for `message` (its `{user}`; None keeps the prompt's own `user` field) after `history`.
+
+    `target` is a resolved version (its version, commit, approval and label are taken from it) or a
+    bare prompt (`version` names it, default "inline"). `variables` override the prompt's fields.
+    The model is the prompt's `model`, else `default_model`; a chat prompt is rendered with that
+    model's chat template unless `chat_template` is given. `source` names the prompt in messages.
+
+    Raises EmptyPrompt (nothing to send), PromptInvalid (overrides the schema refuses), TemplateError
+    and PromptOpsError (an unknown history role).
+    """
+    if isinstance(target, Prompt):
+        prompt = target
+        version = version or "inline"
+    else:
+        prompt = target.prompt
+        version = version or ("draft" if target.version is None else str(target.version.number))
+        commit, approved, label = commit or target.commit or "", target.approved, target.label
+    if source is None:
+        source = "the posted prompt" if version == "inline" else (
+            f"{prompt.name} ({'draft' if version == 'draft' else 'v' + version})")
+    values = dict(variables or {})
+    if message is not None:
+        values["user"] = message
+    model = prompt.model or default_model
+    text = render(prompt, values, to_turns(history), chat_template=chat_template, default_model=model)
+    if _is_blank_chat(prompt, values) if prompt.is_chat else not text.strip():
+        what = ("has an empty user message: an empty prompt, nothing for the model to answer" if prompt.is_chat
+                else "rendered to an empty prompt: there is nothing to send to the model")
+        raise EmptyPrompt(f"{source} {what}", fix="send a non-empty message, or give the prompt text of its own")
+    sampling = with_overrides(prompt, overrides or {})
+    return Prepared(name=prompt.name, version=version, commit=commit, model=model, text=text,
+                    sampling=sampling, approved=approved, label=label, source=source)
+
+
+async def generate(client: EventStreamer, prepared: Prepared, *, logprobs: bool = False,
+                   timeout_s: float | None = None) -> AsyncIterator[str | Answer]:
+    """Yield the answer's text deltas as the model streams them, then one `Answer`.
+
+    `logprobs=True` asks the model for log probabilities (the sampling `logprobs` key, default 0, says
+    how many alternatives per token). Closing this generator (or cancelling its task) cancels the
+    request on the server. Raises the client's errors (ServerUnavailable, ModelNotFound, ModelError,
+    InferenceTimeout).
+    """
+    started = time.perf_counter()
+    ttft: float | None = None
+    events = client.stream_events(prepared.model, prepared.text, prepared.sampling, logprobs=logprobs,
+                                  timeout_s=timeout_s)
+    async with aclosing(events):  # closing us must cancel the request now, not when collected
+        async for event in events:
+            if isinstance(event, str):
+                if ttft is None:
+                    ttft = time.perf_counter() - started
+                yield event
+                continue
+            yield Answer(event.text, event.prompt_tokens, event.completion_tokens, event.finish_reason, ttft,
+                         time.perf_counter() - started, event.logprobs, event.cumulative_logprob)
+
+
+async def complete(client: EventStreamer, prepared: Prepared, *, logprobs: bool = False,
+                   timeout_s: float | None = None) -> Answer:
+    """The whole answer (streamed internally, so the time to first token is measured too)."""
+    answer: Answer | None = None
+    async for event in generate(client, prepared, logprobs=logprobs, timeout_s=timeout_s):
+        if isinstance(event, Answer):
+            answer = event
+    assert answer is not None  # stream_events always ends with a Completion
+    return answer
+
+
+__all__ = ["Answer", "EventStreamer", "Prepared", "ROLES", "complete", "generate", "prepare", "split_messages",
+           "to_turns", "with_overrides"]
