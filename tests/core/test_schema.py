@@ -89,3 +89,36 @@ def test_unused_field_is_a_warning_not_an_error():
     prompt, problems = problems_of(prompt_doc(template="{user}", style="terse"))
     assert prompt is not None
     assert [(p.severity, p.json_path) for p in problems] == [("warning", "$.style"), ("warning", "$.system")]
+
+
+@pytest.mark.parametrize("tests", [
+    [{"dataset": "datasets/support.jsonl"}],
+    [{"dataset": "cases.csv", "name": "support", "vars": {"system": "x"}, "repeat": 3, "min_pass_rate": 0.6,
+      "threshold": 0.5, "assert": [{"type": "similar", "value": ["Berlin"], "threshold": 0.8, "weight": 2}]}],
+    [{"name": "t", "repeat": 5, "min_pass_rate": 0.8, "assert": [
+        {"type": "json-schema", "value": {"type": "object"}}, {"type": "levenshtein", "value": "Berlin"},
+        {"type": "rouge-n", "value": "the capital", "n": 2}, {"type": "llm-rubric", "value": "is polite", "weight": 0},
+        {"type": "python", "value": "checks/a.py:ok"}, {"type": "tokens", "min": 1},
+        {"type": "latency", "max": 2000}, {"type": "contains", "value": "x", "threshold": 1}]}],
+])
+def test_dataset_entries_and_scored_assertions_are_valid(tests):
+    prompt, problems = problems_of(prompt_doc(tests=tests))
+    assert prompt is not None, problems
+
+
+@pytest.mark.parametrize(("tests", "path", "needle"), [
+    ([{"dataset": "d.jsonl", "nmae": "x"}], "$.tests[0].nmae", "did you mean 'name'?"),
+    ([{"dataset": ""}], "$.tests[0].dataset", "should be non-empty"),
+    ([{"name": "t", "repeat": 0, "assert": [{"type": "is-json"}]}], "$.tests[0].repeat", "integer from 1 to 1000"),
+    ([{"name": "t", "assert": [{"type": "similar", "value": "x", "threshold": 2}]}],
+     "$.tests[0].assert[0].threshold", "number from 0 to 1"),
+    ([{"name": "t", "assert": [{"type": "contains", "value": "x", "weight": -1}]}],
+     "$.tests[0].assert[0].weight", "number of at least 0"),
+    ([{"name": "t", "assert": [{"type": "levenshtein"}]}], "$.tests[0].assert[0]", "'value' is required"),
+    ([{"name": "t", "assert": [{"type": "tokens"}]}], "$.tests[0].assert[0]", "'max' is required"),
+    ([{"name": "t", "assert": [{"type": "contains", "value": {"a": 1}}]}], "$.tests[0].assert[0].value", "must be"),
+])
+def test_bad_dataset_entries_and_assertions_are_located(tests, path, needle):
+    prompt, problems = problems_of(prompt_doc(tests=tests))
+    assert prompt is None
+    assert any(p.json_path == path and needle in p.message + str(p.fix) for p in problems), problems
