@@ -37,21 +37,35 @@ def schema() -> dict[str, Any]:
     return json.loads(schema_bytes())
 
 
-@lru_cache(maxsize=1)
-def _fast_validator() -> Any:
-    # jsonschema-rs answers "valid?" in about a microsecond and imports in ~15 ms; the pure-Python
-    # jsonschema (below) is only loaded when a file is invalid, for its detailed, located errors.
+@lru_cache(maxsize=4)
+def fast_validator(name: str = "prompt") -> Any:
+    """A jsonschema-rs validator for one of the packaged schemas ("prompt" or "labels").
+
+    jsonschema-rs answers "valid?" in about a microsecond and imports in ~15 ms; the pure-Python
+    jsonschema (`explaining_validator`) is only loaded when a file is invalid, for its located errors.
+    """
     import jsonschema_rs
 
-    return jsonschema_rs.validator_for(schema())
+    return jsonschema_rs.validator_for(packaged_schema(name))
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
-    # Imported lazily: jsonschema costs ~50 ms, which `promptops --help` must not pay.
+@lru_cache(maxsize=4)
+def explaining_validator(name: str = "prompt") -> Any:
+    """The pure-Python validator (imported lazily: ~50 ms, which `promptops --help` must not pay)."""
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(schema())
+    return Draft202012Validator(packaged_schema(name))
+
+
+@lru_cache(maxsize=4)
+def packaged_schema(name: str) -> dict[str, Any]:
+    """`schemas/<name>.schema.json`, or the copy packaged with promptops, parsed."""
+    if name == "prompt":
+        return schema()
+    path = SCHEMA_PATH.with_name(f"{name}.schema.json")
+    if not path.exists():
+        path = Path(__file__).with_name(f"{name}.schema.json")
+    return json.loads(path.read_bytes())
 
 
 def json_path(parts: Iterable[Any]) -> str:
@@ -145,7 +159,7 @@ SEED_LAYOUT = 'the seed layout is {"config": {...}, "system": "", "user": "", "t
 def _errors(document: Any) -> list[Any]:
     """Schema errors; a wrong chat message reports its own branch's errors (role, content, keys)."""
     errors = []
-    for error in _validator().iter_errors(document):
+    for error in explaining_validator().iter_errors(document):
         parts = list(error.absolute_path)
         one_message = len(parts) == 2 and parts[0] == "messages"
         if error.validator == "anyOf" and one_message and isinstance(error.instance, dict):
@@ -267,7 +281,7 @@ def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[
     checked = dict(document)
     if isinstance(document.get("config"), dict):
         checked["config"] = normalise_config(document["config"])
-    if not _fast_validator().is_valid(checked):
+    if not fast_validator().is_valid(checked):
         problems += _schema_problems(checked, file, text)
     fields = [k for k, v in document.items() if k not in RESERVED_KEYS and isinstance(v, str)]
     for problem in check_placeholders(document, file, fields):

@@ -19,15 +19,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from promptops.errors import Problem
 from promptops.store.model import Version
 from promptops.workspace import LABELS_FILE, labels_path  # noqa: F401 (re-exported)
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent.parent / "schemas" / "labels.schema.json"
 RESERVED = ("head", "approved", "draft", "latest")
 DEFAULT_PROTECTED: tuple[str, ...] = ("production",)
 LABEL_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
@@ -89,34 +86,19 @@ class Labels:
 EMPTY = Labels()
 
 
-@lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The labels JSON Schema, parsed (from `schemas/`, or the copy packaged with promptops)."""
-    path = SCHEMA_PATH if SCHEMA_PATH.exists() else Path(__file__).resolve().parent.parent / "labels.schema.json"
-    return json.loads(path.read_bytes())
+    from promptops.schema import packaged_schema
 
-
-@lru_cache(maxsize=1)
-def _fast_validator() -> Any:
-    # As for prompts: jsonschema-rs answers "valid?"; the pure-Python jsonschema (~50 ms to import)
-    # is loaded only to explain an invalid file.
-    import jsonschema_rs
-
-    return jsonschema_rs.validator_for(schema())
-
-
-@lru_cache(maxsize=1)
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(schema())
+    return packaged_schema("labels")
 
 
 def _structure_problems(document: Any, file: str, text: str) -> list[Problem]:
-    from promptops.schema import json_path, line_of
+    from promptops.schema import explaining_validator, json_path, line_of
 
     problems = []
-    for error in sorted(_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
+    errors = explaining_validator("labels").iter_errors(document)
+    for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         parts = list(error.absolute_path)
         path = json_path(parts)
         if "propertyNames" in error.absolute_schema_path:
@@ -148,14 +130,14 @@ def _structure_problems(document: Any, file: str, text: str) -> list[Problem]:
 
 def parse(data: bytes | None, file: str = LABELS_FILE) -> tuple[Labels | None, list[Problem]]:
     """Parse and structurally check a labels file (absent: no labels). Returns (labels or None, problems)."""
-    from promptops.schema import parse_json
+    from promptops.schema import fast_validator, parse_json
 
     if data is None:
         return EMPTY, []
     document, text, problems = parse_json(data, file, what="the labels file")
     if document is None:
         return None, problems
-    if not _fast_validator().is_valid(document):
+    if not fast_validator("labels").is_valid(document):
         return None, _structure_problems(document, file, text)
     prompts = {name: dict(labels) for name, labels in document["labels"].items()}
     return Labels(prompts, tuple(document.get("protected", DEFAULT_PROTECTED)), document), []
