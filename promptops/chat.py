@@ -2,7 +2,7 @@
 
 Every door that sends a prompt to the model goes through here: the gateway (`gateway/serving.py`,
 which adds metrics, per-caller limits and the max_tokens cap on top), the Gradio UI (through the
-gateway's Service), `promptops chat` and the test runner (`promptops.testing.run_case`, and so
+gateway's Service), `promptops chat` and the test runner (`promptops.testing.run_tests`, and so
 `promptops test` and `promptops review --outputs`). It prints nothing and imports no web or CLI
 framework.
 

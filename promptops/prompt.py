@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-RESERVED_KEYS = frozenset({"$schema", "description", "model", "config", "template", "messages", "turn_template",
-                           "tests"})
+RESERVED_KEYS = frozenset({"$schema", "description", "model", "models", "config", "template", "messages",
+                           "turn_template", "tests"})
 RUNTIME_VARIABLES = ("user", "history")
 DEFAULT_TURN_TEMPLATE = "{role}: {content}\n"
 _NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")

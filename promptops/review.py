@@ -4,6 +4,7 @@
 test cases run on both versions); the `to_*` functions only format them. A label move
 (`support: production v2 -> v3`) is reviewed like a changed prompt: its old and new
 target versions are diffed and, with a client, run on the new target's test cases.
+A prompt with `models` is run on each of them, and the report compares base and head per model.
 """
 
 from __future__ import annotations
@@ -19,14 +20,27 @@ from promptops.diff import PromptDiff, diff_changes, diff_prompts
 from promptops.diff import to_json as diff_json
 from promptops.diff import to_markdown as diff_markdown
 from promptops.diff import to_text as diff_text
-from promptops.errors import Problem, PromptInvalid
+from promptops.errors import Problem, PromptInvalid, PromptOpsError
+from promptops.evaluation.assertions import JUDGE_PROMPT, Tools
+from promptops.evaluation.datasets import DatasetError
+from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
 from promptops.prompt import Prompt
 from promptops.schema import check_bytes, json_path
 from promptops.store import Change, LabelMove, PromptStore
 from promptops.store.changes import commit_of
 from promptops.store.labels import check_policy, parse
 from promptops.store.model import Version
-from promptops.testing import CaseResult, Target, TextStreamer, run_tests
+from promptops.testing import (
+    EMBEDDING_MODEL,
+    Target,
+    TextStreamer,
+    commit_opener,
+    embedder,
+    judge_for,
+    models_for,
+    run_tests,
+    with_cases_of,
+)
 
 MARKER = "<!-- promptops-review -->"
 GITHUB_COMMENT_LIMIT = 65_536
@@ -35,15 +49,16 @@ ANSWER_LIMIT = 1_200
 
 @dataclass
 class CaseComparison:
-    """One test case run on the base and the head version of a prompt."""
+    """One test case run on the base and the head version of a prompt, on one model."""
 
     case: str
-    base: CaseResult | None
-    head: CaseResult | None
+    base: CaseRecord | None
+    head: CaseRecord | None
+    model: str = ""
 
     @property
     def answer_changed(self) -> bool:
-        return self.base is not None and self.head is not None and self.base.output != self.head.output
+        return self.base is not None and self.head is not None and _answer(self.base) != _answer(self.head)
 
     @property
     def newly_failing(self) -> bool:
@@ -140,8 +155,25 @@ class Review:
             parts.append(f"{self.answers_changed} answer{'s' * (self.answers_changed != 1)} changed")
         return " · ".join(parts)
 
-    def head_results(self) -> list[CaseResult]:
-        return [c.head for c in self._cases() if c.head is not None]
+    def head_results(self) -> list[RunRecord]:
+        """The head versions' (and new label targets') results, one run record per prompt and model."""
+        runs: dict[tuple[str, str, str], RunRecord] = {}
+        for item in [*self.prompts, *self.labels]:
+            name, side = item.diff.name, _sides(item)[1]
+            for case in (c for c in item.cases if c.head is not None):
+                key = (name, side, case.model)
+                runs.setdefault(key, RunRecord(name, side, case.model)).cases.append(case.head)  # type: ignore[arg-type]
+        return list(runs.values())
+
+
+def _first(record: CaseRecord | None) -> Attempt | None:
+    return record.attempts[0] if record is not None and record.attempts else None
+
+
+def _answer(record: CaseRecord | None) -> str:
+    """The answer that stands for a case (its first attempt's)."""
+    attempt = _first(record)
+    return attempt.answer if attempt else ""
 
 
 def _validate_head(change: Change, prompts_dir: str) -> list[Problem]:
@@ -150,17 +182,35 @@ def _validate_head(change: Change, prompts_dir: str) -> list[Problem]:
     return check_bytes(change.new_bytes, change.name, f"{prompts_dir}/{change.name}.json")[1]
 
 
-async def _compare(client: TextStreamer, new: Prompt, old: Prompt | None, sides: tuple[str, str],
-                   default_model: str, concurrency: int) -> list[CaseComparison]:
-    """Run `new`'s test cases on `new` and on `old`, paired by case name; `sides` labels (old, new)."""
-    old_side, new_side = sides
-    targets = [Target(new, new_side)]
-    if old is not None:
-        targets.append(Target(Prompt(old.name, {**old.document, "tests": new.tests}, old.config), old_side))
-    results = await run_tests(client, targets, default_model, concurrency=concurrency)
-    by_side = {(r.version, r.case): r for r in results}
-    return [CaseComparison(str(case["name"]), by_side.get((old_side, str(case["name"]))),
-                           by_side.get((new_side, str(case["name"])))) for case in new.tests]
+@dataclass(frozen=True)
+class _Runner:
+    """What running test cases needs: the client, the tools of assertions, the head commit's files."""
+
+    client: TextStreamer
+    tools: Tools
+    opener: Any
+    default_model: str
+    concurrency: int
+
+    async def compare(self, new: Prompt, old: Prompt | None, sides: tuple[str, str]) -> list[CaseComparison]:
+        """Run `new`'s test cases on `new` and on `old` on each of `new`'s models; `sides` labels (old, new).
+
+        Both versions get the same cases (read at head), in the same order, so they pair by position.
+        """
+        old_side, new_side = sides
+        models = models_for(Target(new), (), self.default_model)
+        targets = [Target(new, new_side, opener=self.opener, models=models)]
+        if old is not None:
+            targets.append(Target(with_cases_of(old, new), old_side, opener=self.opener, models=models))
+        runs = await run_tests(self.client, targets, self.default_model, concurrency=self.concurrency,
+                               tools=self.tools)
+        heads, bases = runs[:len(models)], runs[len(models):]
+        out = []
+        for index, head in enumerate(heads):
+            base_cases: list[CaseRecord | None] = list(bases[index].cases) if bases else [None] * len(head.cases)
+            out += [CaseComparison(case.name, base, case, head.model)
+                    for case, base in zip(head.cases, base_cases, strict=True)]
+        return out
 
 
 def _blocked(problem: Problem, move: LabelMove, target: Version | None) -> Problem:
@@ -212,7 +262,7 @@ def _load(store: PromptStore, version: Version | None) -> tuple[Prompt | None, l
 
 
 async def _review_label(store: PromptStore, move: LabelMove, head_commit: str, problems: list[Problem],
-                        client: TextStreamer | None, default_model: str, concurrency: int) -> LabelReview:
+                        runner: _Runner | None) -> LabelReview:
     """Diff the label's old and new target (numbered on head's history); run the new target's tests on both."""
     versions = store.versions_at(move.name, head_commit)
     old, new = (versions[n - 1] if n is not None and 0 < n <= len(versions) else None for n in (move.old, move.new))
@@ -220,31 +270,62 @@ async def _review_label(store: PromptStore, move: LabelMove, head_commit: str, p
     old_side, new_side = (f"v{n}" if n is not None else "unset" for n in (move.old, move.new))
     item = LabelReview(move, diff_prompts(move.name, old_prompt, new_prompt, old_label=old_side, new_label=new_side),
                        [_blocked(p, move, new) for p in problems if _blocks(p, move)] + invalid)
-    if client is not None and new_prompt is not None and new_prompt.tests:
-        item.cases = await _compare(client, new_prompt, old_prompt, (old_side, new_side), default_model, concurrency)
+    if runner is not None and new_prompt is not None and new_prompt.tests:
+        item.cases = await runner.compare(new_prompt, old_prompt, (old_side, new_side))
     return item
 
 
+def _judge_at(store: PromptStore, commit: str) -> Any:
+    """Loads the judge prompt as committed at `commit` (the version the pull request would ship)."""
+    def load() -> Prompt:
+        rel = f"{store.prompts_dir}/{JUDGE_PROMPT}.json"
+        data = store.git.read_optional([f"{commit}:{rel}"])[0]
+        if data is None:
+            raise PromptOpsError(f"no judge prompt {rel} at {commit[:7]}",
+                                 fix="add prompts/judge.json (see docs/evaluation.md)")
+        prompt, problems = check_bytes(data, JUDGE_PROMPT, rel)
+        if prompt is None:
+            raise PromptInvalid(problems)
+        return prompt
+
+    return load
+
+
 async def build_review(store: PromptStore, base: str, head: str, *, client: TextStreamer | None = None,
-                       default_model: str = "smollm2-135m", concurrency: int = 2) -> Review:
+                       default_model: str = "smollm2-135m", concurrency: int = 2,
+                       embedding_model: str = EMBEDDING_MODEL, tools: Tools | None = None) -> Review:
     """Diff, validate and (with a client) run the test cases of every prompt changed and label moved.
 
-    The head version's test cases are run on both versions, so a changed prompt is judged by the
-    same questions before and after; a moved label is judged by its new target's test cases.
+    The head version's test cases (its datasets read at head) are run on both versions, on each of
+    the head's models, so a changed prompt is judged by the same questions before and after; a moved
+    label is judged by its new target's test cases. Without `tools`, `similar` embeds on
+    `embedding_model` and `llm-rubric` runs the judge prompt as committed at head.
     """
     changes = store.changes(base, head)
     diffs = {d.name: d for d in diff_changes(changes, base_label=base, head_label=head)}
     review = Review(base, head, [], outputs=client is not None)
+    runner = None
+    if client is not None:
+        head_commit = commit_of(store, head)
+        if tools is None:
+            embed = embedder(client, embedding_model) if hasattr(client, "embed") else None  # type: ignore[arg-type]
+            tools = Tools(store.repo, store.prompts_dir, embed=embed,
+                          judge=judge_for(client, _judge_at(store, head_commit), default_model))
+        runner = _Runner(client, tools, commit_opener(store.git, head_commit), default_model, concurrency)
     for change in changes:
         item = PromptReview(diffs[change.name], _validate_head(change, store.prompts_dir))
         review.prompts.append(item)
-        if client is None or change.new is None or item.errors or not change.new.tests:
+        if runner is None or change.new is None or item.errors or not change.new.tests:
             continue
-        item.cases = await _compare(client, change.new, change.old, ("base", "head"), default_model, concurrency)
+        try:
+            item.cases = await runner.compare(change.new, change.old, ("base", "head"))
+        except PromptOpsError as exc:  # a dataset missing or broken at head: the head is invalid
+            problem = exc.problem if isinstance(exc, DatasetError) else Problem(
+                f"{store.prompts_dir}/{change.name}.json", exc.message, "$.tests", fix=exc.fix, code="test-cases")
+            item.problems.append(problem)
     head_commit, moves, problems = _label_moves(store, base, head)
     for move in moves:
-        review.labels.append(await _review_label(store, move, head_commit, problems, client, default_model,
-                                                 concurrency))
+        review.labels.append(await _review_label(store, move, head_commit, problems, runner))
     review.label_problems = [p for p in problems if not any(_blocks(p, m) for m in moves)]
     return review
 
@@ -255,22 +336,36 @@ def _clip(text: str, limit: int = ANSWER_LIMIT) -> str:
     return text[:limit] + f"\n… (truncated: {len(text) - limit:,} more characters)"
 
 
-def _verdict(result: CaseResult | None) -> str:
+def _verdict(result: CaseRecord | None) -> str:
     if result is None:
         return "—"
-    return "error" if result.error else ("pass" if result.passed else "fail")
+    verdict = "error" if result.errored else ("pass" if result.passed else "fail")
+    return f"{verdict} ({result.passes}/{len(result.attempts)})" if len(result.attempts) > 1 else verdict
 
 
-def _tokens(result: CaseResult | None) -> str:
-    """The model's token counts of one run, `prompt + answer`; — when it did not answer."""
-    if result is None or result.prompt_tokens is None:
+def _tokens(result: CaseRecord | None) -> str:
+    """The model's token counts of one run (the first attempt), `prompt + answer`; — when it did not answer."""
+    attempt = _first(result)
+    if attempt is None or attempt.prompt_tokens is None:
         return "—"
-    return f"{result.prompt_tokens} + {result.completion_tokens}"
+    return f"{attempt.prompt_tokens} + {attempt.completion_tokens}"
+
+
+def _reasons(result: CaseRecord) -> str:
+    """Why a case failed: its error, else the failed assertions of its first failed attempt."""
+    attempt = next((a for a in result.attempts if not a.passed), None)
+    if attempt is None:
+        return ""
+    return attempt.error or "; ".join(a.reason for a in attempt.assertions if not a.passed and a.weight > 0)
+
+
+def _several_models(item: PromptReview | LabelReview) -> bool:
+    return len({c.model for c in item.cases}) > 1
 
 
 def _answer_diff(case: CaseComparison, sides: tuple[str, str] = ("base", "head")) -> str:
-    base = _clip(case.base.output if case.base else "").splitlines()
-    head = _clip(case.head.output if case.head else "").splitlines()
+    base = _clip(_answer(case.base)).splitlines()
+    head = _clip(_answer(case.head)).splitlines()
     return "\n".join(difflib.unified_diff(base, head, f"{sides[0]} answer", f"{sides[1]} answer", lineterm=""))
 
 
@@ -320,22 +415,26 @@ def _label_markdown(item: LabelReview) -> list[str]:
 
 def _answers_markdown(item: PromptReview | LabelReview) -> list[str]:
     old, new = _sides(item)
+    several = _several_models(item)
+    model_head, model_rule = ("model | ", "---|") if several else ("", "")
     lines = [f"#### Model answers: {_title(item)}", "",
-             f"| case | {old} | {new} | answer | tokens (prompt + answer) |", "|---|---|---|---|---|"]
+             f"| case | {model_head}{old} | {new} | answer | tokens (prompt + answer) |",
+             f"|---|{model_rule}---|---|---|---|"]
     for case in item.cases:
         flag = " :warning: newly failing" if case.newly_failing else (" :tada: fixed" if case.newly_passing else "")
-        lines.append(f"| {case.case} | {_verdict(case.base)} | {_verdict(case.head)}{flag} | "
+        model = f"{case.model} | " if several else ""
+        lines.append(f"| {case.case} | {model}{_verdict(case.base)} | {_verdict(case.head)}{flag} | "
                      f"{'changed' if case.answer_changed else 'same'} | "
                      f"{_tokens(case.base)} → {_tokens(case.head)} |")
     lines.append("")
     for case in item.cases:
         body = [f"**{old}**: {_verdict(case.base)} → **{new}**: {_verdict(case.head)}", ""]
         for side, result in ((new, case.head), (old, case.base)):
-            failed = [a.message for a in result.assertions if not a.passed] if result else []
-            if result and (failed or result.error):
-                body.append(f"- {side}: {result.error or '; '.join(failed)}")
-        body += ["", _fence(_answer_diff(case, (old, new)) or _clip(case.head.output if case.head else ""), "diff"), ""]
-        lines += ["<details>", f"<summary>{case.case}</summary>", "", *body, "</details>", ""]
+            if result and not result.passed:
+                body.append(f"- {side}: {_reasons(result) or 'pass rate under its minimum'}")
+        body += ["", _fence(_answer_diff(case, (old, new)) or _clip(_answer(case.head)), "diff"), ""]
+        title = f"{case.case} on {case.model}" if several else case.case
+        lines += ["<details>", f"<summary>{title}</summary>", "", *body, "</details>", ""]
     return lines
 
 
@@ -384,24 +483,30 @@ def to_text(review: Review, color: bool = False) -> str:
     lines.append(diff_text([p.diff for p in review.prompts], color=color))
     for item in (i for i in [*review.prompts, *review.labels] if i.cases):
         lines.append(f"answers for {item.diff.name if isinstance(item, PromptReview) else item.move}:")
+        several = _several_models(item)
         for case in item.cases:
-            lines.append(f"  {case.case}: {_verdict(case.base)} -> {_verdict(case.head)}"
+            lines.append(f"  {case.case}{f' [{case.model}]' if several else ''}: "
+                         f"{_verdict(case.base)} -> {_verdict(case.head)}"
                          f"{' (newly failing)' if case.newly_failing else ''}"
                          f"{' (answer changed)' if case.answer_changed else ''}")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _result_dict(result: CaseResult | None) -> dict[str, Any] | None:
-    if result is None:
+def _result_dict(result: CaseRecord | None) -> dict[str, Any] | None:
+    """A case's verdict, pass rate and score; answer, counts and assertions are its first attempt's."""
+    attempt = _first(result)
+    if result is None or attempt is None:
         return None
-    return {"passed": result.passed, "output": result.output, "error": result.error,
-            "latency_ms": round(result.latency_ms, 1), "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.completion_tokens, "finish_reason": result.finish_reason,
-            "assertions": [{"type": a.type, "passed": a.passed, "message": a.message} for a in result.assertions]}
+    return {"passed": result.passed, "pass_rate": result.pass_rate, "attempts": len(result.attempts),
+            "score": result.score, "output": attempt.answer, "error": attempt.error,
+            "latency_ms": round(attempt.latency_ms, 1), "prompt_tokens": attempt.prompt_tokens,
+            "completion_tokens": attempt.completion_tokens, "finish_reason": attempt.finish_reason,
+            "assertions": [{"type": a.type, "passed": a.passed, "score": a.score, "message": a.reason}
+                           for a in attempt.assertions]}
 
 
 def _cases_json(cases: list[CaseComparison]) -> list[dict[str, Any]]:
-    return [{"case": c.case, "base": _result_dict(c.base), "head": _result_dict(c.head),
+    return [{"case": c.case, "model": c.model, "base": _result_dict(c.base), "head": _result_dict(c.head),
              "answer_changed": c.answer_changed, "newly_failing": c.newly_failing} for c in cases]
 
 

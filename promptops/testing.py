@@ -1,188 +1,309 @@
-"""Prompt test cases: assertions on model answers, a concurrent runner, and JUnit XML."""
+"""The test runner: every case of a prompt (inline and dataset rows) on every model, scored by the catalogue.
+
+`run_tests` streams each target's cases (`promptops.evaluation.datasets.iter_cases`), runs each one
+`repeat` times on each model through the chat pipeline (`promptops.chat`: a chat prompt is rendered
+with the answering model's own chat template, and the answer carries the model's token counts),
+scores every attempt with `promptops.evaluation.assertions.check_all`, and returns one run record
+(`promptops.evaluation.runs.RunRecord`) per target and model.
+
+- **Models.** `models=` (the CLI's `--model`) wins; else the target's own list; else the prompt's
+  `models`; else its `model`, else the default model.
+- **Repeat.** A case's attempts are its own `repeat` (file or dataset row) times the run's `repeat`
+  (`--repeat N` multiplies, so a case that needs 3 tries gets 3N); its `min_pass_rate` is unchanged.
+- **Bounded.** At most `concurrency` attempts talk to the model at once, and at most
+  `READ_AHEAD * concurrency` cases are read ahead of the answers, so a large dataset is never held
+  in memory; what is kept is the run record itself (every attempt's answer and verdict).
+- **Models for assertions** come through `Tools`: `embedder` binds `InferenceClient.embed` to the
+  embeddings model (`similar`), `judge_for` runs the judge prompt (`prompts/judge.json`) through the
+  chat pipeline (`llm-rubric`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
+import io
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from xml.etree import ElementTree
+from pathlib import Path
+from statistics import median
+from typing import IO, Any, Protocol
 
 from promptops import chat
-from promptops.chat import Answer, EventStreamer
-from promptops.errors import InferenceError, PromptOpsError
+from promptops.chat import EventStreamer
+from promptops.errors import PromptOpsError
+from promptops.evaluation.assertions import (
+    AssertionResult,
+    Embed,
+    Judge,
+    Output,
+    Tools,
+    _text_outcome,
+    check_all,
+    judge_with,
+)
+from promptops.evaluation.datasets import Case, Opener, iter_cases
+from promptops.evaluation.reports import junit_xml
+from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
 from promptops.prompt import Prompt
 
 ASSERTION_TYPES = ("equals", "contains", "icontains", "not-contains", "regex", "starts-with",
                    "min-length", "max-length", "is-json", "latency-ms")
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+"""The embeddings model of `similar` unless the caller names another (PROMPTOPS_EMBEDDING_MODEL in the CLI)."""
+READ_AHEAD = 4
+"""Cases read ahead per concurrent slot: enough to keep every slot busy, few enough to keep memory flat."""
 
-
-# What the runner needs from an inference client (promptops.inference.InferenceClient).
 TextStreamer = EventStreamer
+"""What the runner needs from an inference client (promptops.inference.InferenceClient)."""
 
 
-@dataclass(frozen=True)
-class AssertionResult:
-    """One assertion's verdict, with a message that says what was expected."""
-
-    type: str
-    value: Any
-    passed: bool
-    message: str
+class Embedder(Protocol):
+    async def embed(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None
+                    ) -> list[list[float]]: ...
 
 
 @dataclass(frozen=True)
 class Target:
-    """A prompt to test and the label of its version ("draft", "v3", a short SHA...)."""
+    """A prompt version to test.
+
+    `label` names the version ("draft", "v3", a short SHA); `commit` and `release` (the release label
+    it was resolved from, e.g. "production") go into the run record. `opener` reads the dataset files
+    at that version's commit (None: the working tree). `models` overrides the prompt's own.
+    """
 
     prompt: Prompt
     label: str = "draft"
-
-
-@dataclass
-class CaseResult:
-    """One run of one test case."""
-
-    prompt: str
-    version: str
-    case: str
-    repeat: int
-    output: str = ""
-    latency_ms: float = 0.0
-    first_token_ms: float | None = None
-    assertions: list[AssertionResult] = field(default_factory=list)
-    error: str | None = None
-    prompt_tokens: int | None = None  # the model's counts; None when it never answered
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.error is None and all(a.passed for a in self.assertions)
-
-    @property
-    def test_id(self) -> str:
-        suffix = f" #{self.repeat + 1}" if self.repeat else ""
-        return f"{self.prompt}@{self.version}::{self.case}{suffix}"
-
-
-def _number(value: Any, kind: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise PromptOpsError(f"assertion {kind} needs a number, got {value!r}") from None
+    commit: str | None = None
+    release: str | None = None
+    opener: Opener | None = None
+    models: tuple[str, ...] = ()
 
 
 def check_assertion(assertion: Mapping[str, Any], output: str, latency_ms: float) -> AssertionResult:
-    """Evaluate one `{type, value}` assertion against a model answer.
-
-    `equals` and `starts-with` ignore surrounding whitespace, since models often lead with a space.
-    """
-    kind, value = assertion["type"], assertion.get("value")
-    text = output.strip()
-    if kind == "equals":
-        ok, want = text == str(value).strip(), f"to equal {value!r}"
-    elif kind == "contains":
-        ok, want = str(value) in output, f"to contain {value!r}"
-    elif kind == "icontains":
-        ok, want = str(value).casefold() in output.casefold(), f"to contain {value!r} (any case)"
-    elif kind == "not-contains":
-        ok, want = str(value) not in output, f"not to contain {value!r}"
-    elif kind == "starts-with":
-        ok, want = text.startswith(str(value).strip()), f"to start with {value!r}"
-    elif kind == "regex":
-        try:
-            ok = re.search(str(value), output) is not None
-        except re.error as exc:
-            return AssertionResult(kind, value, False, f"invalid regex {value!r}: {exc}")
-        want = f"to match /{value}/"
-    elif kind == "min-length":
-        ok, want = len(text) >= _number(value, kind), f"to be at least {value} characters (got {len(text)})"
-    elif kind == "max-length":
-        ok, want = len(text) <= _number(value, kind), f"to be at most {value} characters (got {len(text)})"
-    elif kind == "is-json":
-        try:
-            json.loads(text)
-            ok = True
-        except ValueError:
-            ok = False
-        want = "to be valid JSON"
-    elif kind == "latency-ms":
-        ok, want = latency_ms <= _number(value, kind), f"to take at most {value} ms (took {latency_ms:.0f} ms)"
-    else:
-        return AssertionResult(kind, value, False, f"unknown assertion type {kind!r}")
-    return AssertionResult(kind, value, ok, f"expected answer {want}")
-
-
-async def run_case(client: TextStreamer, target: Target, case: Mapping[str, Any], model: str,
-                   repeat: int = 0) -> CaseResult:
-    """Render the case's variables into the prompt, stream the answer, check every assertion.
-
-    Goes through the chat pipeline (`promptops.chat`): a chat prompt is rendered with the chat template
-    of `model`, the model that answers, and the result carries the model's token counts.
-    """
-    result = CaseResult(target.prompt.name, target.label, str(case["name"]), repeat)
+    """One of the ten yes/no assertion types (`ASSERTION_TYPES`), synchronously: the catalogue's own check."""
+    kind, value = str(assertion.get("type")), assertion.get("value")
     try:
-        prepared = chat.prepare(target.prompt, None, variables=case.get("vars", {}), default_model=model,
-                                version=target.label, source=f"{target.prompt.name}@{target.label}")
-        answer: Answer = await chat.complete(client, prepared)
-    except (InferenceError, PromptOpsError) as exc:
-        result.error = exc.message
-        return result
-    result.output, result.latency_ms = answer.text, answer.total_s * 1000
-    result.first_token_ms = None if answer.ttft_s is None else answer.ttft_s * 1000
-    result.prompt_tokens, result.completion_tokens = answer.prompt_tokens, answer.completion_tokens
-    result.finish_reason = answer.finish_reason
-    result.assertions = [check_assertion(a, result.output, result.latency_ms) for a in case.get("assert", [])]
-    return result
+        score, reason, _ = _text_outcome(kind, value, output, latency_ms)
+    except PromptOpsError as exc:
+        score, reason = 0.0, exc.message
+    return AssertionResult(kind, value, score >= 1.0, score, reason)
 
 
-async def run_tests(client: TextStreamer, targets: Sequence[Target], default_model: str, *, repeat: int = 1,
-                    concurrency: int = 1, on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
-    """Run every case of every target `repeat` times, at most `concurrency` at once, in a stable order."""
-    jobs = [(t, case, r) for t in targets for case in t.prompt.tests for r in range(repeat)]
+def models_for(target: Target, models: Sequence[str], default_model: str) -> tuple[str, ...]:
+    """The models a target's cases run on: `models` (the CLI's), the target's, the prompt's `models`, its `model`."""
+    listed = models or target.models or target.prompt.document.get("models") or ()
+    return tuple(dict.fromkeys(listed)) or (target.prompt.model or default_model,)
+
+
+def on_model(prompt: Prompt, model: str) -> Prompt:
+    """The prompt answered by `model` (the pipeline renders a chat prompt with that model's chat template)."""
+    return prompt if prompt.model == model else Prompt(prompt.name, {**prompt.document, "model": model},
+                                                       prompt.config)
+
+
+def with_cases_of(prompt: Prompt, source: Prompt) -> Prompt:
+    """`prompt` with `source`'s test cases: two versions judged by the same questions."""
+    return Prompt(prompt.name, {**prompt.document, "tests": source.tests}, prompt.config)
+
+
+def commit_opener(git: Any, commit: str) -> Opener:
+    """Reads files as committed at `commit` through a `promptops.store.git.Git` (a blob comes back whole)."""
+    def open_blob(rel: str) -> IO[bytes]:
+        data = git.read_optional([f"{commit}:{rel}"])[0]
+        if data is None:
+            raise FileNotFoundError(rel)
+        return io.BytesIO(data)
+
+    return open_blob
+
+
+def embedder(client: Embedder, model: str = EMBEDDING_MODEL) -> Embed:
+    """`Tools.embed` on the embeddings model `model` served by the client's Triton."""
+    async def embed(texts: Sequence[str]) -> Sequence[Sequence[float]]:
+        return await client.embed(model, texts)
+
+    return embed
+
+
+def judge_for(client: TextStreamer, load: Callable[[], Prompt], default_model: str, *,
+              model: str | None = None) -> Judge:
+    """`Tools.judge`: the judge prompt `load()` gives (loaded at its first use, once) run through the chat pipeline.
+
+    The judge answers on `model` when given, else on the model its file names, else `default_model`.
+    A judge that cannot be loaded or answer fails the `llm-rubric` assertion with the reason.
+    """
+    loaded: list[Prompt] = []
+
+    async def complete(variables: dict[str, str]) -> str:
+        if not loaded:
+            judge = load()
+            loaded.append(on_model(judge, model) if model else judge)
+        prepared = chat.prepare(loaded[0], None, variables=variables, default_model=default_model,
+                                version="judge", source=f"the judge prompt ({loaded[0].name})")
+        return (await chat.complete(client, prepared)).text
+
+    return judge_with(complete)
+
+
+async def _attempt(client: TextStreamer, prepared: chat.Prepared, case: Case, facts: Mapping[str, Any],
+                   tools: Tools) -> Attempt:
+    try:
+        answer = await chat.complete(client, prepared)
+    except PromptOpsError as exc:  # InferenceError included: Triton down, unknown model, timeout
+        return Attempt.failed(exc.message)
+    output = Output(answer.text, answer.total_s * 1000, answer.prompt_tokens, answer.completion_tokens)
+    verdict = await check_all(case.assertions, output, facts, tools, threshold=case.threshold)
+    first = None if answer.ttft_s is None else answer.ttft_s * 1000
+    return Attempt.scored(output, verdict, first_token_ms=first, finish_reason=answer.finish_reason)
+
+
+@dataclass
+class _Run:
+    """A run record being filled: cases arrive in any order and are put back in file order at the end."""
+
+    record: RunRecord
+    cases: list[tuple[int, CaseRecord]] = field(default_factory=list)
+    started: float | None = None
+    ended: float = 0.0
+
+
+async def run_tests(client: TextStreamer, targets: Sequence[Target], default_model: str, *,
+                    models: Sequence[str] = (), repeat: int = 1, concurrency: int = 2, tools: Tools | None = None,
+                    on_case: Callable[[RunRecord, CaseRecord], None] | None = None) -> list[RunRecord]:
+    """Run every case of every target on each of its models; one run record per (target, model), in order.
+
+    See the module docstring for models, repeat and the bounds. `tools` gives the repository (dataset,
+    schema and Python check files) and the models assertions need. `on_case` is called as each case
+    finishes (a progress bar). A dataset row that is not a case raises DatasetError (located, with the
+    fix) and cancels the run.
+    """
+    tools = tools or Tools()
+    repo = tools.repo or Path(".")
     gate = asyncio.Semaphore(max(1, concurrency))
+    window = asyncio.Semaphore(max(1, concurrency) * READ_AHEAD)
+    runs: list[list[_Run]] = []
 
-    async def one(target: Target, case: Mapping[str, Any], r: int) -> CaseResult:
-        async with gate:
-            result = await run_case(client, target, case, target.prompt.model or default_model, r)
-        if on_result:
-            on_result(result)
-        return result
+    async def one(run: _Run, index: int, case: Case, prepared: chat.Prepared | str) -> None:
+        try:
+            facts = {**case.as_mapping(), "model": run.record.model}
 
-    return list(await asyncio.gather(*(one(*job) for job in jobs)))
+            async def attempt(number: int) -> Attempt:
+                async with gate:
+                    run.started = run.started or time.perf_counter()
+                    if isinstance(prepared, str):
+                        return Attempt.failed(prepared)
+                    return await _attempt(client, prepared, case, {**facts, "attempt": number}, tools)
+
+            attempts = await asyncio.gather(*(attempt(n) for n in range(case.repeat * max(1, repeat))))
+            record = CaseRecord.of(case, attempts)
+            run.cases.append((index, record))
+            run.ended = time.perf_counter()
+            if on_case:
+                on_case(run.record, record)
+        finally:
+            window.release()
+
+    tasks: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
+
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)  # finished cases keep only their record: memory stays flat on large datasets
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(task.exception())  # type: ignore[arg-type]
+
+    try:
+        for target in targets:
+            chosen = models_for(target, models, default_model)
+            records = [_Run(RunRecord(target.prompt.name, target.label, model, target.commit, target.release))
+                       for model in chosen]
+            runs.append(records)
+            prompts = [on_model(target.prompt, model) for model in chosen]
+            for index, case in enumerate(iter_cases(target.prompt, repo, tools.prompts_dir, opener=target.opener)):
+                for run, prompt in zip(records, prompts, strict=True):
+                    await window.acquire()
+                    if failures:
+                        raise failures[0]
+                    task = asyncio.create_task(one(run, index, case, _prepare(prompt, target, case, default_model)))
+                    tasks.add(task)
+                    task.add_done_callback(done)
+        while tasks:
+            await asyncio.wait(set(tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    if failures:
+        raise failures[0]
+    out = []
+    for run in (r for records in runs for r in records):
+        run.record.cases = [record for _, record in sorted(run.cases, key=lambda pair: pair[0])]
+        run.record.duration_ms = (run.ended - run.started) * 1000 if run.started else 0.0
+        out.append(run.record)
+    return out
 
 
-def junit_xml(results: Sequence[CaseResult], suite: str = "promptops") -> str:
-    """JUnit XML (one testsuite per prompt version) for CI test reporters; each case's token counts and
-    finish reason are its `properties`."""
-    root = ElementTree.Element("testsuites", name=suite)
-    by_suite: dict[str, list[CaseResult]] = {}
-    for result in results:
-        by_suite.setdefault(f"{result.prompt}@{result.version}", []).append(result)
-    for name, cases in by_suite.items():
-        failures = sum(1 for c in cases if c.error is None and not c.passed)
-        errors = sum(1 for c in cases if c.error is not None)
-        node = ElementTree.SubElement(root, "testsuite", name=name, tests=str(len(cases)), failures=str(failures),
-                                      errors=str(errors), time=f"{sum(c.latency_ms for c in cases) / 1000:.3f}")
-        for case in cases:
-            label = case.case + (f" #{case.repeat + 1}" if case.repeat else "")
-            item = ElementTree.SubElement(node, "testcase", classname=name, name=label,
-                                          time=f"{case.latency_ms / 1000:.3f}")
-            usage = {"prompt_tokens": case.prompt_tokens, "completion_tokens": case.completion_tokens,
-                     "finish_reason": case.finish_reason}
-            if any(value is not None for value in usage.values()):
-                properties = ElementTree.SubElement(item, "properties")
-                for key, value in usage.items():
-                    if value is not None:
-                        ElementTree.SubElement(properties, "property", name=key, value=str(value))
-            if case.error is not None:
-                ElementTree.SubElement(item, "error", message=case.error).text = case.error
-            for failed in (a for a in case.assertions if not a.passed):
-                ElementTree.SubElement(item, "failure", message=failed.message, type=failed.type).text = (
-                    f"{failed.message}\n--- answer ---\n{case.output}")
-            ElementTree.SubElement(item, "system-out").text = case.output
-    ElementTree.indent(root)
-    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+def _prepare(prompt: Prompt, target: Target, case: Case, default_model: str) -> chat.Prepared | str:
+    """The case rendered for its model once (every attempt sends the same text), or why it cannot be."""
+    try:
+        return chat.prepare(prompt, None, variables=case.vars, default_model=default_model,
+                            version=target.label, source=f"{prompt.name}@{target.label}")
+    except PromptOpsError as exc:
+        return exc.message
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the prompts x models table: pass rates, median latency and the model's own token totals."""
+
+    prompt: str
+    version: str
+    model: str
+    cases: int
+    passed: int
+    pass_rate: float
+    attempt_pass_rate: float
+    score: float
+    p50_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    errors: int
+
+    @classmethod
+    def of(cls, run: RunRecord) -> RunSummary:
+        attempts = [a for c in run.cases for a in c.attempts]
+        answered = [a for a in attempts if a.error is None]
+        p50 = median(a.latency_ms for a in answered) if answered else None
+        return cls(run.prompt, run.version, run.model, len(run.cases), sum(1 for c in run.cases if c.passed),
+                   run.pass_rate, run.attempt_pass_rate, run.score, p50,
+                   sum(a.prompt_tokens or 0 for a in answered), sum(a.completion_tokens or 0 for a in answered),
+                   sum(1 for a in attempts if a.error is not None))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "version": self.version, "model": self.model, "cases": self.cases,
+                "passed": self.passed, "pass_rate": self.pass_rate, "attempt_pass_rate": self.attempt_pass_rate,
+                "score": self.score, "p50_ms": None if self.p50_ms is None else round(self.p50_ms, 1),
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "errors": self.errors}
+
+
+def shown_attempt(case: CaseRecord) -> Attempt:
+    """The attempt that stands for a case in one-line reports (the first failed one, else the first)."""
+    return next((a for a in case.attempts if not a.passed), case.attempts[0] if case.attempts else Attempt())
+
+
+def why_failed(case: CaseRecord) -> str:
+    """One line: why a case did not pass (its error, failed assertions, or pass rate under its minimum)."""
+    attempt = shown_attempt(case)
+    reasons = attempt.error or "; ".join(a.reason for a in attempt.assertions if not a.passed and a.weight > 0)
+    reasons = reasons or f"score {attempt.score:.2f} under the case's threshold"
+    if len(case.attempts) > 1:
+        return (f"passed {case.passes} of {len(case.attempts)} runs ({case.pass_rate:.0%}, needs "
+                f"{case.min_pass_rate:.0%}); e.g. {reasons}")
+    return reasons
+
+
+__all__ = ["ASSERTION_TYPES", "EMBEDDING_MODEL", "RunSummary", "Target", "TextStreamer", "check_assertion",
+           "commit_opener", "embedder", "shown_attempt", "judge_for", "junit_xml", "models_for", "on_model",
+           "run_tests", "why_failed", "with_cases_of"]

@@ -127,3 +127,32 @@ def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[trito
     """A real Triton serving only the all-MiniLM-L6-v2 embedding model (Python backend, transformers on CPU)."""
     yield from _server(tmp_path_factory.mktemp("triton-embeddings"),
                        [triton.REPO_ROOT / "model_repository"], ["all-minilm-l6-v2"])
+
+
+def echo_twin(folder: Path, name: str = "echo-b") -> Path:
+    """A model repository in `folder` serving the echo model under another name (a two-model matrix).
+
+    model.py is linked, not copied: it finds promptops/sampling.py from its own resolved path.
+    """
+    model = folder / name
+    (model / "1").mkdir(parents=True)
+    config = (ECHO_REPOSITORY / "echo" / "config.pbtxt").read_text().replace('name: "echo"', f'name: "{name}"')
+    (model / "config.pbtxt").write_text(config)
+    (model / "1" / "model.py").symlink_to(ECHO_REPOSITORY / "echo" / "1" / "model.py")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def evaluation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
+    """A real Triton serving echo, the same echo as `echo-b`, and the all-MiniLM-L6-v2 embeddings model."""
+    tmp = tmp_path_factory.mktemp("triton-evaluation")
+    twins = echo_twin(tmp / "models")
+    yield from _server(tmp, [ECHO_REPOSITORY, twins, triton.REPO_ROOT / "model_repository"],
+                       ["echo", "echo-b", "all-minilm-l6-v2"])
+
+
+@pytest.fixture(scope="session")
+def judge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.TritonConfig]:
+    """A real Triton serving echo (answers to judge) and SmolLM2 through vLLM (the judge of llm-rubric)."""
+    yield from _server(tmp_path_factory.mktemp("triton-judge"),
+                       [ECHO_REPOSITORY, triton.REPO_ROOT / "model_repository"], ["echo", "smollm2-135m"])

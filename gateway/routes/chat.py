@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import service_of
 from gateway.errors import error_body, error_response
 from gateway.routes.prompts import TurnModel
-from gateway.serving import Answer, Prepared, Service, headers, sse
+from gateway.serving import Answer, EventStream, Last, Prepared, Service, dumps, headers, sse
 from promptops.errors import PromptOpsError
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -44,21 +44,26 @@ def finished(prepared: Prepared, answer: Answer) -> dict[str, Any]:
             "timing": answer.timing()}
 
 
+def token(text: str) -> bytes:
+    """`sse("token", {"text": text})`, built around the one value that changes (a frame per token)."""
+    return b'event: token\ndata: {"text":' + dumps(text) + b"}\n\n"
+
+
 async def _events(prepared: Prepared, events: Events, first: str | Answer) -> AsyncIterator[bytes]:
     answer = first if isinstance(first, Answer) else None
     try:
-        if answer is None:
-            yield sse("token", {"text": first})
+        if not isinstance(first, Answer):
+            yield token(first)
         async for event in events:
             if isinstance(event, Answer):
                 answer = event
             else:
-                yield sse("token", {"text": event})
+                yield token(event)
     except PromptOpsError as exc:  # Triton failed mid-stream: the status line is long gone
-        yield sse("error", error_body(exc))
+        yield Last(sse("error", error_body(exc)))
         return
     assert answer is not None  # the pipeline always ends with an Answer
-    yield sse("done", finished(prepared, answer))
+    yield Last(sse("done", finished(prepared, answer)))
 
 
 @router.post("/chat", response_model=None)
@@ -74,9 +79,8 @@ async def chat(body: ChatRequest, request: Request) -> Response:
     try:
         if body.stream:
             events, first = await start_stream(service, prepared, "chat", caller)
-            return StreamingResponse(_events(prepared, events, first), media_type="text/event-stream",
-                                     headers={**headers(prepared), "Cache-Control": "no-cache",
-                                              "X-Accel-Buffering": "no"})
+            return EventStream(_events(prepared, events, first), headers={
+                **headers(prepared), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         answer = await service.complete(prepared, "chat", caller)
     except PromptOpsError as exc:
         return error_response(exc, headers(prepared))

@@ -17,7 +17,6 @@ probabilities in OpenAI's shape; streamed, they come in the chunk that carries `
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
@@ -25,13 +24,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import ServiceDep, service_of
 from gateway.errors import error_body, error_response
 from gateway.routes.chat import Events, start_stream
-from gateway.serving import Answer, Prepared, headers
+from gateway.serving import Answer, EventStream, Last, Prepared, dumps, headers
 from promptops.chat import split_messages
 from promptops.errors import PromptOpsError
 
@@ -121,34 +120,39 @@ def _choice_logprobs(body: CompletionRequest, answer: Answer) -> dict[str, Any] 
     return openai_logprobs(answer.logprobs, body.top_logprobs or 0) if body.logprobs else None
 
 
+def _data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + dumps(payload) + b"\n\n"
+
+
 async def _chunks(body: CompletionRequest, prepared: Prepared, events: Events,
                   first: str | Answer) -> AsyncIterator[bytes]:
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": _model_name(prepared), "system_fingerprint": prepared.commit[:12] or None}
-
-    def data(payload: dict[str, Any]) -> bytes:
-        return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    # A token's chunk is `{**base, "choices": [{"index": 0, "delta": DELTA, "finish_reason": null}]}`: the bytes
+    # around DELTA are the same in every chunk of the stream, so they are encoded once.
+    before = b"data: " + dumps(base)[:-1] + b',"choices":[{"index":0,"delta":'
+    after = b',"finish_reason":null}]}\n\n'
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        return data({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]})
+        return _data({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]})
 
     answer = first if isinstance(first, Answer) else None
     try:
-        yield chunk({"role": "assistant", "content": "" if answer else first})
+        yield before + dumps({"role": "assistant", "content": "" if answer else first}) + after
         async for event in events:
             if isinstance(event, Answer):
                 answer = event
             else:
-                yield chunk({"content": event})
+                yield before + dumps({"content": event}) + after
     except PromptOpsError as exc:  # the openai client raises APIError on an `error` chunk
-        yield data(error_body(exc))
+        yield Last(_data(error_body(exc)))
         return
     assert answer is not None  # the pipeline always ends with an Answer
     logprobs = _choice_logprobs(body, answer)
-    yield chunk({}, answer.finish_reason, **({"logprobs": logprobs} if logprobs else {}))
+    end = chunk({}, answer.finish_reason, **({"logprobs": logprobs} if logprobs else {}))
     if body.stream_options and body.stream_options.include_usage:
-        yield data({**base, "choices": [], "usage": answer.usage()})
-    yield b"data: [DONE]\n\n"
+        end += _data({**base, "choices": [], "usage": answer.usage()})
+    yield Last(end + b"data: [DONE]\n\n")  # the last chunks, usage and [DONE]: one write with the body's end
 
 
 @router.post("/chat/completions", response_model=None)
@@ -161,8 +165,8 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
     try:
         if body.stream:
             events, first = await start_stream(service, prepared, "openai", caller, logprobs=logprobs)
-            return StreamingResponse(_chunks(body, prepared, events, first), media_type="text/event-stream",
-                                     headers={**headers(prepared), "Cache-Control": "no-cache"})
+            return EventStream(_chunks(body, prepared, events, first),
+                               headers={**headers(prepared), "Cache-Control": "no-cache"})
         answer = await service.complete(prepared, "openai", caller, logprobs=logprobs)
     except PromptOpsError as exc:
         return error_response(exc, headers(prepared))

@@ -86,6 +86,15 @@ def preselect(service: Service, name: str, choices: Choices) -> tuple[str | None
     return f"{name}@{newest.number}", draft_notice(service, name, newest)
 
 
+def versions_for(service: Service, name: str | None) -> tuple[Choices, str | None, str]:
+    """A version picker for `name`: its choices, the preselected value and its notice (see `preselect`)."""
+    if not name:
+        return [], None, ""
+    choices = version_choices(service, name)
+    value, note = preselect(service, name, choices)
+    return choices, value, note
+
+
 def pin(service: Service, ref: str) -> tuple[str, str]:
     """`name@3`, `name@staging`, `name@<sha>` or `name@<tag>` from a URL, as (name, picker value).
 

@@ -156,7 +156,7 @@ def validate(ctx: typer.Context,
              strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
              format_: Annotated[str, typer.Option("--format", help="text, json or github.")] = "text",
              cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Skip files unchanged since the last run.")] = True) -> int:
-    """Check prompt files (JSON syntax, schema, placeholders) and the labels file (versions, approval policy)."""
+    """Check prompt files (JSON syntax, schema, placeholders, dataset files) and the labels file (versions, approval policy)."""
     from promptops.cache import ValidationCache
     from promptops.schema import check_file, schema_bytes
 
@@ -174,8 +174,12 @@ def validate(ctx: typer.Context,
     for path, display in files:
         found = results.get(str(path), display) if results else None
         if found is None:
-            found = check_file(path, display)[1]
-            if results:
+            prompt, found = check_file(path, display)
+            if prompt is not None and _names_files(prompt):
+                # Dataset and check files change on their own: a prompt naming one is never cached, so
+                # a cache hit means "no such files" and the fast path reads nothing more.
+                found = found + _dataset_problems(ws, prompt)
+            elif results:
                 results.put(str(path), display, found)
         problems += found
     if results:
@@ -196,6 +200,21 @@ def validate(ctx: typer.Context,
         print_problems(problems)
         echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)")
     return EXIT_USER_ERROR if errors or (strict and warnings) else EXIT_OK
+
+
+def _names_files(prompt: Any) -> bool:
+    """The prompt's tests name files: a dataset, a `python` check or a `json-schema` file."""
+    return any("dataset" in test or any(a.get("type") == "python" or (a.get("type") == "json-schema" and
+                                                                      isinstance(a.get("value"), str))
+                                        for a in test.get("assert", []))
+               for test in prompt.tests)
+
+
+def _dataset_problems(ws: Any, prompt: Any) -> list[Problem]:
+    """Located problems of the dataset (and check) files a prompt's tests name."""
+    from promptops.evaluation.datasets import check_datasets
+
+    return check_datasets(prompt, ws.repo, ws.prompts_dir)
 
 
 def _labels_display(ws: Any) -> str:

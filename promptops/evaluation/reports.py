@@ -33,16 +33,32 @@ def _failures(case: CaseRecord) -> list[tuple[str, str, str]]:
     return out
 
 
+def _properties(item: ElementTree.Element, case: CaseRecord) -> None:
+    """The model's own token counts (summed over a repeated case's attempts) and the finish reason."""
+    answered = [a for a in case.attempts if a.prompt_tokens is not None]
+    if not answered:
+        return
+    usage: dict[str, object] = {"prompt_tokens": sum(a.prompt_tokens or 0 for a in answered),
+                                "completion_tokens": sum(a.completion_tokens or 0 for a in answered)}
+    if len(case.attempts) == 1 and answered[0].finish_reason is not None:
+        usage["finish_reason"] = answered[0].finish_reason
+    properties = ElementTree.SubElement(item, "properties")
+    for key, value in usage.items():
+        ElementTree.SubElement(properties, "property", name=key, value=str(value))
+
+
 def junit_xml(runs: Sequence[RunRecord], suite: str = "promptops") -> str:
     """JUnit XML, one testsuite per run (`prompt@version`), one testcase per case.
 
-    The layout of promptops.testing.junit_xml. A case run once reports each failed assertion
-    (message = its reason, type = its type) and its answer as system-out; a repeated case is one
-    testcase that fails when its pass rate is under its min_pass_rate, listing the failed attempts.
+    A case run once reports each failed assertion (message = its reason, type = its type) and its
+    answer as system-out; a repeated case is one testcase that fails when its pass rate is under its
+    min_pass_rate, listing the failed attempts. The model's token counts are the testcase's
+    `properties`; runs on several models name their suites `prompt@version on model`.
     """
     root = ElementTree.Element("testsuites", name=suite)
+    several_models = len({run.model for run in runs}) > 1
     for run in runs:
-        name = f"{run.prompt}@{run.version}"
+        name = f"{run.prompt}@{run.version}" + (f" on {run.model}" if several_models else "")
         errors = sum(1 for c in run.cases if c.errored)
         failures = sum(1 for c in run.cases if not c.passed and not c.errored)
         node = ElementTree.SubElement(root, "testsuite", name=name, tests=str(len(run.cases)),
@@ -51,6 +67,7 @@ def junit_xml(runs: Sequence[RunRecord], suite: str = "promptops") -> str:
         for case in run.cases:
             item = ElementTree.SubElement(node, "testcase", classname=name, name=case.name,
                                           time=f"{case.latency_ms / 1000:.3f}")
+            _properties(item, case)
             if case.errored:
                 error = str(case.attempts[0].error)
                 ElementTree.SubElement(item, "error", message=error).text = error
@@ -69,7 +86,9 @@ _PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ run.prompt }}@{{ run.version }} · promptops run {{ run.id }}</title>
+<title>{% if sections|length == 1 %}{% set first = sections[0].run %}
+{{- first.prompt }}@{{ first.version }} · promptops run {{ first.id }}
+{%- else %}promptops: {{ sections|length }} runs{% endif %}</title>
 <style>
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem; color: #1c1c1c; }
 h1 { font-size: 1.3rem; margin: 0 0 .4rem; }
@@ -92,7 +111,11 @@ details summary { cursor: pointer; }
 <span class="{{ 'pass' if ok else 'fail' }}">{{ yes if ok else no }}</span>
 {%- endmacro %}
 {% macro num(x) %}{{ '%.2f'|format(x) }}{% endmacro %}
-<h1>{{ run.prompt }}@{{ run.version }} {{ mark(run.passed, 'passed', 'failed') }}</h1>
+{% for section in sections %}
+{% set run, comparison, started, passed = section.run, section.comparison, section.started, section.passed %}
+<section>
+<h1>{{ run.prompt }}@{{ run.version }}{% if sections|length > 1 %} on {{ run.model }}{% endif %}
+{{ mark(run.passed, 'passed', 'failed') }}</h1>
 <div class="meta">
   <span>model <b>{{ run.model }}</b></span>
   {% if run.label %}<span>label <b>{{ run.label }}</b></span>{% endif %}
@@ -148,6 +171,8 @@ details summary { cursor: pointer; }
 </tr>
 {% endfor %}
 </table>
+</section>
+{% endfor %}
 </body>
 </html>
 """
@@ -164,6 +189,12 @@ def _template() -> Any:
 
 def html_report(run: RunRecord, comparison: RunComparison | None = None) -> str:
     """One self-contained HTML page (inline CSS, no scripts or external assets), every value escaped."""
-    started = run.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(_template().render(run=run, comparison=comparison, started=started,
-                                  passed=sum(1 for c in run.cases if c.passed), pct=lambda x: f"{x:.0%}"))
+    return html_reports([(run, comparison)])
+
+
+def html_reports(runs: Sequence[tuple[RunRecord, RunComparison | None]]) -> str:
+    """One page for several runs (a prompts x models matrix), each with its comparison if any."""
+    sections = [{"run": run, "comparison": comparison, "passed": sum(1 for c in run.cases if c.passed),
+                 "started": run.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
+                for run, comparison in runs]
+    return str(_template().render(sections=sections, pct=lambda x: f"{x:.0%}"))

@@ -122,3 +122,37 @@ def test_invalid_labels_file_at_head_fails_the_review(released, labels, problem)
     assert report.failed and report.summary().endswith("labels file invalid")
     assert problem in to_markdown(report)
     assert json.loads(to_json(report))["label_problems"][0]["line"] is not None
+
+
+class Echo:
+    """A client on any model name that answers the prompt itself, one token a word."""
+
+    async def stream_events(self, model, prompt, sampling=None, *, logprobs=False, timeout_s=None):
+        from promptops.inference import Completion
+
+        yield prompt
+        yield Completion(prompt, len(prompt.split()), len(prompt.split()), "stop")
+
+
+def test_a_prompt_with_models_is_compared_base_to_head_on_each_model(repo):
+    case = {"name": "brief", "vars": {"user": "Hi"}, "assert": [{"type": "contains", "value": "brief"}]}
+    for system, branch in (("Be brief.", None), ("Be short.", "feature")):
+        if branch:
+            repo.git("checkout", "-q", "-b", branch)
+        repo.commit({"prompts/tone.json": prompt_doc("{system} {user}", system=system, models=["a", "b"], tests=[case])})
+    report = asyncio.run(build_review(PromptStore(repo.path), "main", "feature", client=Echo()))
+    assert [(c.model, c.base.passed, c.head.passed) for c in report.prompts[0].cases] == [
+        ("a", True, False), ("b", True, False)]
+    assert "| brief | a | pass | fail :warning: newly failing | changed | 3 + 3 → 3 + 3 |" in to_markdown(report)
+    assert "  brief [b]: pass -> fail (newly failing) (answer changed)" in to_text(report)
+    assert [(r.model, r.version) for r in report.head_results()] == [("a", "head"), ("b", "head")]
+    assert [c["model"] for c in json.loads(to_json(report))["prompts"][0]["cases"]] == ["a", "b"]
+
+
+def test_a_dataset_missing_at_head_makes_the_head_invalid(repo):
+    repo.commit({"prompts/keep.json": prompt_doc()}, "base")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.commit({"prompts/rows.json": prompt_doc("{user}", tests=[{"dataset": "datasets/rows.jsonl"}])})
+    report = asyncio.run(build_review(PromptStore(repo.path), "main", "feature", client=Echo()))
+    assert report.failed and report.summary() == "1 prompt changed · 1 invalid · 0 tests newly failing · 0 answers changed"
+    assert "prompts/rows.json at $.tests: dataset file prompts/datasets/rows.jsonl does not exist" in to_text(report)

@@ -1,3 +1,4 @@
+import asyncio
 import json
 from xml.etree import ElementTree
 
@@ -5,7 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from promptops.cli.app import app
-from promptops.testing import CaseResult, check_assertion, junit_xml
+from promptops.evaluation.assertions import Tools
+from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
+from promptops.inference import Completion
+from promptops.prompt import Prompt
+from promptops.testing import READ_AHEAD, Target, check_assertion, junit_xml, models_for, run_tests
 from tests.conftest import prompt_doc
 
 
@@ -33,21 +38,75 @@ def test_bad_regex_fails_with_a_message():
     assert not result.passed and result.message.startswith("invalid regex '('")
 
 
-def test_junit_xml_counts_failures_and_errors():
-    ok = CaseResult("chat", "v2", "capital", 0, output="Berlin", latency_ms=12, prompt_tokens=9,
-                    completion_tokens=2, finish_reason="stop",
-                    assertions=[check_assertion({"type": "contains", "value": "Berlin"}, "Berlin", 12)])
-    bad = CaseResult("chat", "v2", "math", 0, output="five",
-                     assertions=[check_assertion({"type": "contains", "value": "4"}, "five", 1)])
-    down = CaseResult("chat", "v2", "down", 0, error="Triton is not reachable")
-    suite = ElementTree.fromstring(junit_xml([ok, bad, down]).split("\n", 1)[1]).find("testsuite")
-    assert (suite.get("name"), suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("chat@v2", "3", "1", "1")
-    assert suite.findall("testcase")[1].find("failure").get("message") == "expected answer to contain '4'"
-    assert json.dumps(ok.passed) == "true"
-    properties = suite.findall("testcase")[0].findall("properties/property")
+class Echo:
+    """A client answering the prompt itself (one token a word), counting requests in flight."""
+
+    def __init__(self):
+        self.in_flight = self.most = 0
+        self.read_ahead = []  # rows read but not yet answered, at each request
+
+    async def stream_events(self, model, prompt, sampling=None, *, logprobs=False, timeout_s=None):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.001)
+            yield prompt
+            yield Completion(prompt, len(prompt.split()), len(prompt.split()), "stop")
+        finally:
+            self.in_flight -= 1
+
+
+class Rows:
+    """A dataset stream that counts the rows read."""
+
+    def __init__(self, count):
+        self.count, self.read = count, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __iter__(self):
+        for i in range(self.count):
+            self.read += 1
+            yield json.dumps({"user": f"row {i}", "__expected": f"equals: row {i}"}).encode() + b"\n"
+
+
+def test_run_tests_streams_a_dataset_with_bounded_concurrency_in_file_order(tmp_path):
+    client, rows = Echo(), Rows(200)
+    answered = []
+    prompt = Prompt("big", prompt_doc("{user}", tests=[{"dataset": "datasets/big.jsonl"}]))
+    target = Target(prompt, opener=lambda rel: rows)
+
+    def on_case(run, case):
+        answered.append(case.name)
+        client.read_ahead.append(rows.read - len(answered))
+
+    [run] = asyncio.run(run_tests(client, [target], "echo", concurrency=3, tools=Tools(tmp_path), on_case=on_case))
+    assert (len(run.cases), run.pass_rate, client.most) == (200, 1.0, 3)
+    assert [c.name for c in run.cases] == [f"big:{i}" for i in range(1, 201)]
+    assert max(client.read_ahead) <= 3 * READ_AHEAD
+
+
+@pytest.mark.parametrize(("cli", "document", "expected"), [
+    ((), {}, ("default",)), ((), {"model": "a"}, ("a",)), ((), {"model": "a", "models": ["b", "c"]}, ("b", "c")),
+    (("d", "d"), {"models": ["b"]}, ("d",)),
+])
+def test_models_come_from_the_command_line_then_the_prompt(cli, document, expected):
+    target = Target(Prompt("p", prompt_doc(**document)))
+    assert models_for(target, cli, "default") == expected
+
+
+def test_junit_xml_names_the_model_and_keeps_the_models_token_counts():
+    ok = CaseRecord("capital", attempts=[Attempt("Berlin", 12, None, 9, 2, "stop", passed=True, score=1.0)])
+    runs = [RunRecord("chat", "v2", model, cases=[ok]) for model in ("a", "b")]
+    suites = ElementTree.fromstring(junit_xml(runs).split("\n", 1)[1]).findall("testsuite")
+    assert [s.get("name") for s in suites] == ["chat@v2 on a", "chat@v2 on b"]
+    properties = suites[0].findall("testcase/properties/property")
     assert {p.get("name"): p.get("value") for p in properties} == {
         "prompt_tokens": "9", "completion_tokens": "2", "finish_reason": "stop"}
-    assert suite.findall("testcase")[2].find("properties") is None  # no answer, no counts
 
 
 def test_promptops_test_shows_the_models_token_counts(repo, echo_server, monkeypatch, tmp_path):
@@ -57,7 +116,9 @@ def test_promptops_test_shows_the_models_token_counts(repo, echo_server, monkeyp
     repo.commit({"prompts/support.json": prompt_doc(system="S ", tests=cases, config={"max_tokens": 2})})
     result = CliRunner().invoke(app, ["--triton-url", echo_server.grpc_url, "test", "--junit", str(tmp_path / "j.xml")])
     assert result.exit_code == 1, result.output
-    assert "support@draft::echo\tPASS\t" in result.output and "\t3 + 2 (length)\tS a" in result.output
+    row = result.output.splitlines()[1].split("\t")
+    assert (row[:5], row[6:]) == (["support@draft", "echo", "2", "1", "50%"], ["6 + 4", ""])
+    assert "FAIL support@draft::short: expected answer to equal 'S a b'; answer: 'S a'" in result.output
     testcase = ElementTree.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase")
     assert {p.get("name"): p.get("value") for p in testcase.iter("property")} == {
         "prompt_tokens": "3", "completion_tokens": "2", "finish_reason": "length"}

@@ -149,7 +149,7 @@ def test_promptops_test_passes_chat_prompts_through_the_models_chat_template(rep
                "assert": [{"type": "contains", "value": "Berlin"}]}
     repo.write({"prompts/chat.json": chat, "prompts/fresh.json": {**NEW_PROMPT, "tests": [germany]}})
     result = CliRunner().invoke(app, ["--triton-url", vllm_server.grpc_url, "test", "--format", "json"])
-    report = json.loads(result.output)
+    report = json.loads(result.output)["cases"]
     assert result.exit_code == 0 and [r["id"] for r in report if r["passed"]] == [
         "chat@draft::capital of Germany", "chat@draft::arithmetic", "fresh@draft::capital"], report
 
