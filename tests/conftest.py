@@ -13,6 +13,7 @@ import pytest
 
 from promptops import triton
 from promptops.errors import TritonLaunchError
+from promptops.users import Users
 
 ECHO_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 
@@ -61,6 +62,20 @@ class GitRepo:
 
     def git(self, *args: str) -> str:
         return git(self.path, *args)
+
+
+@pytest.fixture(autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh XDG_CONFIG_HOME (users file, local token) for every test: the real ~/.config is never touched."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def users(config_home: Path) -> Users:
+    """The users file the test gateways read (empty until a test adds people)."""
+    return Users(config_home / "promptops" / "users.json")
 
 
 @pytest.fixture

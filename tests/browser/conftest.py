@@ -24,19 +24,6 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(autouse=True)
-def config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh XDG_CONFIG_HOME (the users file the gateways read) for every test."""
-    home = tmp_path_factory.mktemp("config")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def users(config_home: Path) -> Users:
-    return Users(config_home / "promptops" / "users.json")
-
-
 @pytest.fixture
 def sign_in(users: Users) -> Callable[..., None]:
     """`sign_in(page, url, name="Eve Editor", roles=ROLES)`: add the person, open their sign-in link."""

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,20 +29,6 @@ def doc(system: str = "", **fields: Any) -> dict[str, Any]:
 def labels(**support: int) -> dict[str, Any]:
     """A labels.json document with `support`'s labels (production is protected)."""
     return {"protected": ["production"], "labels": {"support": support}}
-
-
-@pytest.fixture(autouse=True)
-def config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh XDG_CONFIG_HOME (users file, local token) for every test."""
-    home = tmp_path_factory.mktemp("config")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def users(config_home: Path) -> Users:
-    """The users file the test gateways read (empty until a test adds people)."""
-    return Users(config_home / "promptops" / "users.json")
 
 
 @pytest.fixture

@@ -92,20 +92,6 @@ def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.Tri
         triton.down(server.config)
 
 
-@pytest.fixture(autouse=True)
-def config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh XDG_CONFIG_HOME (users file, local token) for every test: the real home is never touched."""
-    home = tmp_path_factory.mktemp("config")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def users(config_home: Path) -> Users:
-    """The users file the test gateways read."""
-    return Users(config_home / "promptops" / "users.json")
-
-
 @pytest.fixture
 def owner_token(users: Users) -> str:
     """The token of Olive Owner (every role)."""
