@@ -217,7 +217,8 @@ def _schema_problems(document: Any, file: str, text: str) -> list[Problem]:
     return problems
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` object hook: a JSON object that repeats a key is an error, not a silent overwrite."""
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
@@ -247,7 +248,7 @@ def parse_json(data: bytes, file: str, what: str = "a prompt") -> tuple[dict[str
         return None, "", [Problem(file, f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", line=line, column=column,
                                   fix="save the file as UTF-8", code="encoding")]
     try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicates)
+        document = json.loads(text, object_pairs_hook=reject_duplicates)
     except json.JSONDecodeError as exc:
         return None, text, [Problem(file, f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno,
                                     fix="fix the JSON syntax", code="json")]

@@ -36,7 +36,7 @@ from promptops.evaluation.assertions import ASSERTION_TYPES
 from promptops.evaluation.paths import repo_relative, working_tree_file
 from promptops.prompt import Prompt
 from promptops.render import parse
-from promptops.schema import json_path, line_of, schema
+from promptops.schema import json_path, line_of, reject_duplicates, schema
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CASE_KEYS = ("name", "vars", "assert", "repeat", "min_pass_rate", "threshold")
@@ -149,14 +149,6 @@ def known_variables(prompt: Prompt) -> set[str]:
 
 # --- reading rows -----------------------------------------------------------------------------------------
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
-        seen[key] = value
-    return seen
-
 
 def _decode(raw: bytes, number: int, file: str) -> str | Problem:
     try:
@@ -175,7 +167,7 @@ def _jsonl_rows(stream: IO[bytes], file: str) -> Iterator[tuple[int, dict[str, A
         if not line.strip():
             continue
         try:
-            row = json.loads(line, object_pairs_hook=_no_duplicates)
+            row = json.loads(line, object_pairs_hook=reject_duplicates)
         except json.JSONDecodeError as exc:
             yield number, Problem(file, f"invalid JSON: {exc.msg}", line=number, column=exc.colno,
                                   fix="write one JSON object per line", code="dataset-json")
