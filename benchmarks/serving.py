@@ -39,13 +39,13 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.sampling_params import RequestOutputKind, SamplingParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
-engine_args, prompt, tokens, runs = json.loads(sys.argv[1])
+engine_args, prompt, tokens, runs, streams, rounds, single_tokens = json.loads(sys.argv[1])
 
 async def main():
     engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args))
 
-    async def one(rid):
-        params = SamplingParams(temperature=0, max_tokens=tokens, ignore_eos=True,
+    async def one(rid, count_to):
+        params = SamplingParams(temperature=0, max_tokens=count_to, ignore_eos=True,
                                 output_kind=RequestOutputKind.DELTA)
         start, first, count = time.perf_counter(), None, 0
         async for out in engine.generate({"prompt": prompt}, params, rid):
@@ -54,13 +54,15 @@ async def main():
             count += len(out.outputs[0].token_ids)
         return first, count, time.perf_counter() - start
 
-    await one("warm")
-    single = [await one(f"s{i}") for i in range(runs)]
-    started = time.perf_counter()
-    four = await asyncio.gather(*(one(f"c{i}") for i in range(4)))
-    wall = time.perf_counter() - started
+    await one("warm", tokens)
+    single = [await one(f"s{i}", single_tokens) for i in range(runs)]
+    batches = []
+    for r in range(rounds):
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one(f"c{r}-{i}", tokens) for i in range(streams)))
+        batches.append({"streams": results, "wall": time.perf_counter() - started})
     engine.shutdown()
-    print("RESULT " + json.dumps({"single": single, "four": four, "four_wall": wall}))
+    print("RESULT " + json.dumps({"single": single, "batches": batches}))
 
 asyncio.run(main())
 """
@@ -77,12 +79,17 @@ def engine_args() -> dict:
     return args
 
 
-def run_engine_direct(tokens: int, runs: int) -> dict:
-    """Run the engine in .venv-serve's Python with the same environment Triton gets."""
+def run_engine_direct(tokens: int, runs: int, streams: int = 4, rounds: int = 1, prompt: str = PROMPT,
+                      single_tokens: int | None = None) -> dict:
+    """Run the engine in .venv-serve's Python with the same environment Triton gets: a warm-up, `runs`
+    single streams of `single_tokens` (default `tokens`) tokens, then `rounds` batches of `streams`
+    concurrent streams of `tokens` tokens (greedy, ignore_eos). Token counts are the engine's own.
+
+    Returns {"single": [(ttft_s, tokens, total_s)], "batches": [{"streams": [...], "wall": s}]}."""
     config = triton.TritonConfig()
     env_info = triton.locate(config.python_env)
     env = triton.TritonServer(config).environment(env_info)
-    payload = json.dumps([engine_args(), PROMPT, tokens, runs])
+    payload = json.dumps([engine_args(), prompt, tokens, runs, streams, rounds, single_tokens or tokens])
     proc = subprocess.run([str(env_info.python), "-c", ENGINE_SCRIPT, payload], env=env,
                           capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir())
     for line in proc.stdout.splitlines():
@@ -92,12 +99,15 @@ def run_engine_direct(tokens: int, runs: int) -> dict:
 
 
 async def _client_stream(client: InferenceClient, tokens: int) -> tuple[float, int, float]:
+    """(time to first token, the model's own completion token count, total time) of one stream."""
     sampling = {"temperature": 0, "max_tokens": tokens, "ignore_eos": True}
-    start, first = time.perf_counter(), None
-    async for _ in client.stream(MODEL, PROMPT, sampling):
-        if first is None:
+    start, first, count = time.perf_counter(), None, 0
+    async for event in client.stream_events(MODEL, PROMPT, sampling):
+        if not isinstance(event, str):
+            count = event.completion_tokens
+        elif first is None:
             first = time.perf_counter() - start
-    return first or 0.0, tokens, time.perf_counter() - start
+    return first or 0.0, count, time.perf_counter() - start
 
 
 def run_through_client(url: str, tokens: int, runs: int) -> dict:
@@ -107,7 +117,7 @@ def run_through_client(url: str, tokens: int, runs: int) -> dict:
             single = [await _client_stream(client, tokens) for _ in range(runs)]
             started = time.perf_counter()
             four = await asyncio.gather(*(_client_stream(client, tokens) for _ in range(4)))
-            return {"single": single, "four": list(four), "four_wall": time.perf_counter() - started}
+            return {"single": single, "batches": [{"streams": list(four), "wall": time.perf_counter() - started}]}
 
     return run_sync(main())
 
@@ -172,7 +182,8 @@ def _model_rows(label: str, data: dict) -> list[tuple[str, str, str]]:
     single = data["single"]
     ttft = statistics.median(r[0] for r in single)
     tps = statistics.median(r[1] / r[2] for r in single)
-    four = sum(r[1] for r in data["four"]) / data["four_wall"]
+    batch = data["batches"][0]
+    four = sum(r[1] for r in batch["streams"]) / batch["wall"]
     return [(f"{label}: tokens/s, 1 stream", f"{tps:.1f}", "tok/s"),
             (f"{label}: tokens/s, 4 streams", f"{four:.1f}", "tok/s"),
             (f"{label}: time to first token (p50)", f"{ttft * 1000:.1f}", "ms")]
