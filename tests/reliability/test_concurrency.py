@@ -81,7 +81,9 @@ def test_processes_saving_at_once_through_the_store(repo, prompts):
 def test_soak_50_streams_for_60_s(repo, prompts, echo_server):
     port = triton.free_ports(1)[0]
     env = {**os.environ, "PROMPTOPS_REPO": str(repo.path), "PROMPTOPS_TRITON_URL": echo_server.grpc_url,
-           "PROMPTOPS_MODEL": "echo", "PROMPTOPS_UI": "0", "PROMPTOPS_SERVE_DRAFTS": "0"}
+           "PROMPTOPS_MODEL": "echo", "PROMPTOPS_UI": "0", "PROMPTOPS_SERVE_DRAFTS": "0",
+           # One caller opens all 50 streams: this run measures leaks and errors, not the per-caller limit.
+           "PROMPTOPS_MAX_CONCURRENT": "0"}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory", "--port",
                                str(port), "--log-level", "warning", "--no-access-log"], env=env)
     try:
@@ -103,6 +105,7 @@ async def soak(url: str, process: psutil.Process, streams: int, seconds: float) 
             except httpx.TransportError:
                 await asyncio.sleep(0.2)
         counts = {"ok": 0, "errors": 0}
+        failures: list[str] = []
 
         async def worker(until: float) -> None:
             while time.monotonic() < until:
@@ -110,14 +113,20 @@ async def soak(url: str, process: psutil.Process, streams: int, seconds: float) 
                 try:
                     async with client.stream("POST", "/v1/chat", json=body) as response:
                         text = "".join([chunk async for chunk in response.aiter_text()])
-                    counts["ok" if response.status_code == 200 and "event: done" in text else "errors"] += 1
-                except httpx.HTTPError:
+                    ok = response.status_code == 200 and "event: done" in text
+                    counts["ok" if ok else "errors"] += 1
+                    if not ok:
+                        failures.append(f"{response.status_code} {text[-200:]}")
+                except httpx.HTTPError as exc:
                     counts["errors"] += 1
+                    failures.append(repr(exc))
 
         await asyncio.gather(*(worker(time.monotonic() + 5) for _ in range(streams)))  # warm-up
         baseline, counts = process.memory_info().rss, {"ok": 0, "errors": 0}
+        failures.clear()
         started = time.monotonic()
         await asyncio.gather(*(worker(started + seconds) for _ in range(streams)))
         rss = process.memory_info().rss
         return {**counts, "per_s": round(counts["ok"] / (time.monotonic() - started)),
-                "rss_mb": (round(baseline / 2**20, 1), round(rss / 2**20, 1)), "rss_growth": round(rss / baseline - 1, 4)}
+                "rss_mb": (round(baseline / 2**20, 1), round(rss / 2**20, 1)), "rss_growth": round(rss / baseline - 1, 4),
+                "failures": failures[:3]}
