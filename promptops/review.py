@@ -69,13 +69,10 @@ class CaseComparison:
         return self.head is not None and self.head.passed and self.base is not None and not self.base.passed
 
 
-@dataclass
-class PromptReview:
-    """The review of one changed prompt."""
+class _Findings:
+    """What a reviewed prompt or label move shares: its problems, of which errors fail the review."""
 
-    diff: PromptDiff
-    problems: list[Problem] = field(default_factory=list)
-    cases: list[CaseComparison] = field(default_factory=list)
+    problems: list[Problem]
 
     @property
     def errors(self) -> list[Problem]:
@@ -83,7 +80,16 @@ class PromptReview:
 
 
 @dataclass
-class LabelReview:
+class PromptReview(_Findings):
+    """The review of one changed prompt."""
+
+    diff: PromptDiff
+    problems: list[Problem] = field(default_factory=list)
+    cases: list[CaseComparison] = field(default_factory=list)
+
+
+@dataclass
+class LabelReview(_Findings):
     """One label that points at another version at head than at base, e.g. `support: production v2 -> v3`.
 
     `diff` compares the old and the new target version; `problems` are the labels file's
@@ -94,10 +100,6 @@ class LabelReview:
     diff: PromptDiff
     problems: list[Problem] = field(default_factory=list)
     cases: list[CaseComparison] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
 
 
 @dataclass

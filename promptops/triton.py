@@ -124,15 +124,6 @@ class TritonConfig:
         return f"http://{self.address}:{self.http_port}"
 
     @property
-    def model_cache(self) -> Path:
-        """The pre-HF-cache weights folder (PROMPTOPS_MODEL_CACHE); no model.json refers to it any more.
-
-        Kept only for callers that still expand `${PROMPTOPS_MODEL_CACHE}` (benchmarks/serving.py,
-        promptops/chat_template.py); remove with them.
-        """
-        return _env_path("PROMPTOPS_MODEL_CACHE", Path.home() / ".cache" / "promptops" / "models")
-
-    @property
     def pid_path(self) -> Path:
         return self.runtime_dir / "tritonserver.pid"
 
