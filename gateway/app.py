@@ -103,8 +103,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the store and the Triton client; start the refresh task; close everything at shutdown."""
     settings: GatewaySettings = app.state.settings
     store = await asyncio.to_thread(open_gateway_store, settings)
+    store.lock_timeout_s = settings.lock_timeout_s  # a write waits this long for the lock, then 503
     client = InferenceClient(settings.triton_url, settings.request_timeout_s)
-    app.state.service = Service(settings, store, client, app.state.metrics)
+    service = app.state.service = Service(settings, store, client, app.state.metrics)
+    await asyncio.to_thread(service.live.build)  # the first catalog (the newest commit that validates)
     task = None
     if settings.store_url is not None and settings.refresh_s > 0:
         task = asyncio.create_task(refresh_loop(app, settings), name="promptops-store-refresh")

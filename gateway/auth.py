@@ -279,6 +279,18 @@ def _origin_of(url: bytes) -> bytes:
     return scheme.lower() + b"://" + rest.lower()
 
 
+UPSTREAM = "promptops.upstream_s"  # scope keys a route sets: time spent waiting on Triton, time to first token
+TTFT = "promptops.ttft_s"
+
+
+def server_timing(scope: Scope, elapsed_s: float) -> bytes:
+    """The standard `Server-Timing` value: `gateway;dur=` the gateway's own time up to the response start
+    (the wait on Triton taken out), and `ttft;dur=` the model's time to first token where one was waited for."""
+    upstream, ttft = scope.get(UPSTREAM, 0.0), scope.get(TTFT)
+    value = b"gateway;dur=%.3f" % ((elapsed_s - upstream) * 1000)
+    return value + b", ttft;dur=%.3f" % (ttft * 1000) if ttft is not None else value
+
+
 class Guard:
     """Plain ASGI middleware (the hot path pays one pass over the request headers):
 
@@ -319,10 +331,12 @@ class Guard:
             elif key == b"authorization":
                 authorization = value
         path = scope["path"]
+        started = time.perf_counter()
 
         async def secured(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
+                headers.append((b"server-timing", server_timing(scope, time.perf_counter() - started)))
                 headers += HEADERS
                 headers.append((b"content-security-policy", _DOCS_CSP if path in DOCS_PATHS else _CSP))
                 message["headers"] = headers

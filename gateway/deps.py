@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from gateway.auth import Auth, require
 from gateway.errors import Unauthorized
+from gateway.limits import address_of
 from gateway.serving import Service
 from gateway.settings import GatewaySettings, get_settings
 from promptops.errors import Forbidden
@@ -35,6 +36,13 @@ def service_of(request: Request) -> Service:
     every sub-dependency's signature on every request: ~60 µs the chat routes do not pay this way.
     """
     return request.app.state.service
+
+
+def identity(request: Request) -> tuple[User | None, str | None]:
+    """Who is asking, for the generation routes: the signed-in person (None: nobody, an unknown token
+    included) and the key their limits count under (None when there is no per-caller limit)."""
+    user = request.app.state.auth.caller_of(request)
+    return user, request.app.state.service.limits.caller(user, address_of(request))
 
 
 def webhook_signature(secret: str, body: bytes) -> str:

@@ -2,7 +2,8 @@
 
 Every error the gateway answers has the body `{"error": {"type", "message", "fix"}}`
 (plus `problems` for invalid prompts, `current_version`/`current_commit` for
-conflicts and `limit`/`retry_after_s` for 429s). Routes raise core exceptions;
+conflicts, `limit`/`retry_after_s` for 429s and `prompt_tokens`/`max_tokens`/`context`
+for a prompt over the model's context). Routes raise core exceptions;
 nothing else picks a status code.
 """
 
@@ -37,6 +38,10 @@ class MaxTokensOverCap(e.PromptOpsError):
     """A request (or the prompt it names) asks for more tokens than the gateway's `max_tokens_cap`."""
 
 
+class HistoryTooLong(e.PromptOpsError):
+    """A request sends more history turns than the gateway's `max_history_turns`."""
+
+
 class TooManyRequests(e.PromptOpsError):
     """A caller already has `max_concurrent_per_caller` generation requests in flight (gateway/limits.py)."""
 
@@ -52,6 +57,8 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Unauthorized, 401),
     (TooManyRequests, 429),
     (MaxTokensOverCap, 422),
+    (HistoryTooLong, 422),
+    (e.ContextTooLong, 422),
     (e.ProtectedLabel, 409),
     (e.Refused, 409),
     (e.NotApproved, 404),
@@ -70,6 +77,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (e.InferenceTimeout, 504),
     (e.ModelError, 502),
     (e.InferenceError, 502),
+    (e.StoreBusy, 503),
     (e.StoreError, 500),
     (e.PromptOpsError, 400),
 )
@@ -100,6 +108,8 @@ def error_body(exc: Exception) -> dict[str, Any]:
     if isinstance(exc, TooManyRequests):
         body["limit"] = exc.limit
         body["retry_after_s"] = exc.retry_after_s
+    if isinstance(exc, e.ContextTooLong):
+        body.update(prompt_tokens=exc.prompt_tokens, max_tokens=exc.max_tokens, context=exc.context)
     return {"error": body}
 
 

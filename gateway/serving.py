@@ -20,15 +20,21 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.errors import MaxTokensOverCap, type_of
-from gateway.limits import CallerLimits, default_cap
+from gateway.limits import CallerLimits, Gate, default_cap
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
 from promptops import chat, remote
 from promptops.chat import Answer, Prepared, to_turns
 from promptops.errors import PromptOpsError
 from promptops.inference import InferenceClient
+from promptops.policy import ServingPolicy
 from promptops.prompt import Prompt
+from promptops.refs import parse_ref
 from promptops.store import PromptStore, Resolved
+from promptops.store.catalog import content_key
+from promptops.store.live import LiveCatalog
+from promptops.store.resolve import Default
+from promptops.users import User
 
 
 def headers(prepared: Prepared) -> dict[str, str]:
@@ -41,7 +47,12 @@ def headers(prepared: Prepared) -> dict[str, str]:
 
 
 class Service:
-    """One store, one Triton client, one metrics registry: shared by every route and the UI."""
+    """One store, one catalog, one Triton client, one metrics registry: shared by every route and the UI.
+
+    Writes go through `store` (the facade and its lock); every read that serves a caller goes through
+    `live` (promptops.store.live): an immutable catalog swapped in when git moves, so a writer, or a CLI
+    holding the repository lock, never stalls a reader.
+    """
 
     def __init__(self, settings: GatewaySettings, store: PromptStore, client: InferenceClient,
                  metrics: Metrics) -> None:
@@ -49,18 +60,49 @@ class Service:
         self.store = store
         self.client = client
         self.metrics = metrics
+        self.live = LiveCatalog(store, drafts=settings.serve_drafts)
+        self.policy = ServingPolicy(serve_unreviewed=settings.serve_unreviewed, serve_drafts=settings.serve_drafts)
         self.last_refresh: dict[str, Any] | None = None  # shown by GET /v1/store
         self.limits = CallerLimits(settings.max_concurrent_per_caller)
+        self.gate = Gate(settings.max_in_flight, settings.max_queued, settings.queue_wait_s)
         self._caps: dict[str, int] = {}  # model -> max_tokens cap (read once per model)
         self._refreshing = asyncio.Lock()
         self._head_seen = store.head_commit()
 
+    @property
+    def default(self) -> Default:
+        """What a bare name means here: the production label or newest approved version (drafts: the newest)."""
+        return "head" if self.settings.serve_drafts else "approved"
+
+    async def serve(self, ref: str, user: User | None) -> Resolved:
+        """The version `ref` names, if the serving policy (promptops.policy) lets `user` have it; the one
+        door every generation route goes through. NotServed (403) names the approved versions."""
+        name = parse_ref(ref).name
+        resolved, catalog = await self.live.resolve(ref, name, self.default)
+        self.policy.check(resolved, user.roles if user else None, catalog.approved(name))
+        return resolved
+
+    def serve_blocking(self, ref: str, user: User | None) -> Resolved:
+        """`serve` for code already in a worker thread (the UI's plain handlers)."""
+        name = parse_ref(ref).name
+        resolved, catalog = self.live.resolve_blocking(ref, name, self.default)
+        self.policy.check(resolved, user.roles if user else None, catalog.approved(name))
+        return resolved
+
     def resolve(self, ref: str, *, serve_drafts: bool | None = None) -> Resolved:
-        """Apply the serving rules: a bare name is its `production` label's version, else the newest
-        approved one (the newest committed one with serve_drafts); `@LABEL` is that label's version;
-        explicit pins (`@N`, `@sha`, `@tag`, `@head`) serve that version; `@draft` only with serve_drafts."""
-        drafts = self.settings.serve_drafts if serve_drafts is None else serve_drafts
-        return self.store.resolve(ref, default="head" if drafts else "approved", serve_drafts=drafts)
+        """The version `ref` names, for reads that show prompts (no policy: showing is not serving).
+        Blocking: call it from a worker thread (FastAPI's plain `def` routes, Gradio's plain handlers)."""
+        name = parse_ref(ref).name
+        return self.live.resolve_blocking(ref, name, self.default)[0]
+
+    async def posted(self, prompt: Prompt, user: User | None) -> Resolved | None:
+        """The reviewed version (label target or approved version) whose content `prompt` is, or None when
+        none is and `user` may run unreviewed prompts; NotServed otherwise (the seed `/prompt` door)."""
+        catalog = await self.live.current()
+        found = catalog.reviewed.get(content_key(prompt))
+        if found is None:
+            self.policy.check_posted(user.roles if user else None)
+        return found
 
     def prepare(self, resolved: Resolved, message: str, history: Sequence[Any] = (),
                 overrides: Mapping[str, Any] | None = None) -> Prepared:
@@ -72,7 +114,7 @@ class Service:
         source = f"{self.settings.prompts_dir}/{resolved.prompt.name}.json ({which})"
         prepared = chat.prepare(resolved, message, history, overrides, default_model=self.settings.default_model,
                                 source=source)
-        self.check_max_tokens(prepared, overrides or {})
+        self.check_max_tokens(prepared, overrides or {}, len(history))
         return prepared
 
     def prepare_prompt(self, prompt: Prompt, message: str | None = None, history: Sequence[Any] = (),
@@ -91,17 +133,24 @@ class Service:
             self._caps[model] = cap
         return cap
 
-    def check_max_tokens(self, prepared: Prepared, overrides: Mapping[str, Any]) -> None:
-        """Refuse (never clamp) a `max_tokens` over the cap, naming who asked: the caller or the prompt file."""
+    def check_max_tokens(self, prepared: Prepared, overrides: Mapping[str, Any], history_turns: int = 0) -> None:
+        """Refuse (never clamp) a `max_tokens` over the cap, naming who asked: the caller or the prompt file;
+        then more than `max_history_turns` past turns (HistoryTooLong), and a prompt that cannot fit the model's
+        context with the answer it asks for, counted with the model's own tokenizer (ContextTooLong): 422s,
+        before Triton. `history_turns`: how many past turns the caller sent (0: not counted)."""
+        from gateway.limits import check_history_turns  # imported here: this method's body is all this change
+        from promptops import tokens
+
         asked, model, source = prepared.sampling.get("max_tokens"), prepared.model, prepared.source
-        if not isinstance(asked, int) or asked <= (cap := self.max_tokens_cap(model)):
-            return
-        if "max_tokens" in overrides:
-            raise MaxTokensOverCap(f"max_tokens {asked} is over this gateway's cap of {cap} for {model}",
-                                   fix=f"ask for at most {cap} tokens (the cap is PROMPTOPS_MAX_TOKENS)")
-        raise MaxTokensOverCap(f"{source} sets max_tokens {asked}, over this gateway's cap of {cap} for {model}",
-                               fix=f"lower config.max_tokens in {source} to at most {cap}, send a smaller "
-                                   "max_tokens with the request, or raise PROMPTOPS_MAX_TOKENS")
+        if isinstance(asked, int) and asked > (cap := self.max_tokens_cap(model)):
+            if "max_tokens" in overrides:
+                raise MaxTokensOverCap(f"max_tokens {asked} is over this gateway's cap of {cap} for {model}",
+                                       fix=f"ask for at most {cap} tokens (the cap is PROMPTOPS_MAX_TOKENS)")
+            raise MaxTokensOverCap(f"{source} sets max_tokens {asked}, over this gateway's cap of {cap} for {model}",
+                                   fix=f"lower config.max_tokens in {source} to at most {cap}, send a smaller "
+                                       "max_tokens with the request, or raise PROMPTOPS_MAX_TOKENS")
+        check_history_turns(history_turns, self.settings.max_history_turns)
+        tokens.check_fits(model, prepared.text, asked if isinstance(asked, int) else None)
 
     async def generate(self, prepared: Prepared, endpoint: str, caller: str | None = None, *,
                        logprobs: bool = False) -> AsyncIterator[str | Answer]:
@@ -113,6 +162,11 @@ class Service:
         whole answer: past it, InferenceTimeout (504, or an `error` event mid-stream) and the Triton request
         is cancelled."""
         self.limits.enter(caller)
+        try:
+            await self.gate.enter()
+        except BaseException:
+            self.limits.leave(caller)
+            raise
         started = time.perf_counter()
         ttft_s: float | None = None
         answer: Answer | None = None
@@ -132,6 +186,7 @@ class Service:
             error = "cancelled"  # the client went away: the Triton request is cancelled too
             raise
         finally:
+            self.gate.leave()
             self.limits.leave(caller)
             self.metrics.observe(prepared.name, prepared.version, prepared.label or "", endpoint,
                                  latency_s=answer.total_s if answer else time.perf_counter() - started,
@@ -171,8 +226,10 @@ class Service:
             changed = remote.fetch(self.store.repo, self.settings.store_ref)
             if changed:
                 self.store.refresh()
+            self.live.build()
             return changed, self.store.head_commit()
         self.store.refresh()
+        self.live.build()
         head = self.store.head_commit()
         changed, self._head_seen = head != self._head_seen, head
         return changed, head

@@ -79,6 +79,19 @@ class GatewaySettings(Settings):
     # generation requests in flight per caller (credential or client IP; 0: unlimited).
     max_tokens_cap: int | None = env("MAX_TOKENS", default=None)
     max_concurrent_per_caller: int = env("MAX_CONCURRENT", default=8)
+    # The most past turns a request's history may hold (PROMPTOPS_MAX_HISTORY_TURNS; 0: unlimited); more: 422.
+    max_history_turns: int = 200
+    # Generations in flight on the whole server, and how many may wait in line (for up to queue_wait_s) when
+    # all are taken; past that, 429 with Retry-After (0: no bound).
+    max_in_flight: int = env("MAX_IN_FLIGHT", default=64)
+    max_queued: int = env("MAX_QUEUED", default=64)
+    queue_wait_s: Duration = env("QUEUE_WAIT", default=10.0)
+    # The serving policy (promptops/policy.py, docs/security.md): anyone may be served versions nobody approved
+    # (pins such as name@2, name@head) and posted /prompt bodies that match no reviewed version. Off: only
+    # signed-in editors and approvers may.
+    serve_unreviewed: bool = False
+    # How long a write waits for another writer's repository lock before answering 503.
+    lock_timeout_s: Duration = env("LOCK_TIMEOUT", default=10.0)
     # Who may do what, and browser safety (gateway/auth.py, docs/security.md). Lists are comma-separated.
     # Reads and generation: "open" (no credential) or "token"; None: open on a loopback bind, token otherwise.
     read_access: Literal["open", "token"] | None = None

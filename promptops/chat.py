@@ -40,8 +40,7 @@ from promptops.render import ChatTemplateSource, Turn, chat_messages, render
 if TYPE_CHECKING:
     from promptops.store import Resolved
 
-ROLES = ("user", "assistant", "system")  # roles of past turns (`history`) a caller may send
-MESSAGE_ROLES = ("user", "assistant")  # roles of OpenAI-style `messages` a caller may send
+MESSAGE_ROLES = ("user", "assistant")  # roles of past turns and OpenAI-style `messages` a caller may send
 
 
 class EventStreamer(Protocol):
@@ -100,13 +99,26 @@ class Answer:
         return {"ttft_ms": ms(self.ttft_s), "total_ms": ms(self.total_s)}
 
 
+def check_caller_role(role: Any, where: str) -> None:
+    """The one rule for what a caller's turn may be, at every door (history, OpenAI messages, the UI):
+    user or assistant. A system turn is refused: the prompt's system text is reviewed code."""
+    if role in ("system", "developer"):
+        raise PromptOpsError(
+            f"{where} is a {role} message: the prompt's system text is reviewed code and a caller "
+            "cannot replace or extend it",
+            fix="drop it; change the prompt file's system text in a new version, and send what varies "
+                "per request in the user message")
+    if role not in MESSAGE_ROLES:
+        raise PromptOpsError(f"{where} has role {role!r}, which a prompt cannot take",
+                             fix="send only user and assistant messages (tools are not supported)")
+
+
 def to_turns(history: Sequence[Mapping[str, Any]] | Sequence[Turn]) -> list[Turn]:
-    """`[{role, content}]` (or Turns) as Turns; unknown roles are refused (they would be rendered verbatim)."""
+    """`[{role, content}]` (or Turns) as Turns; a role other than user or assistant is refused (`check_caller_role`)."""
     turns = []
-    for item in history:
+    for index, item in enumerate(history):
         role, content = (item.role, item.content) if isinstance(item, Turn) else (item["role"], item["content"])
-        if role not in ROLES:
-            raise PromptOpsError(f"unknown chat role {role!r}", fix=f"use one of {', '.join(ROLES)}")
+        check_caller_role(role, f"history[{index}]")
         turns.append(Turn(role, content if isinstance(content, str) else str(content)))
     return turns
 
@@ -116,16 +128,7 @@ def split_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Tur
     if not messages:
         raise PromptOpsError("no messages", fix='send at least {"role": "user", "content": "..."}')
     for index, item in enumerate(messages):
-        role = item.get("role")
-        if role in ("system", "developer"):
-            raise PromptOpsError(
-                f"messages[{index}] is a {role} message: the prompt's system text is reviewed code and a caller "
-                "cannot replace or extend it",
-                fix="drop it; change the prompt file's system text in a new version, and send what varies "
-                    "per request in the user message")
-        if role not in MESSAGE_ROLES:
-            raise PromptOpsError(f"messages[{index}] has role {role!r}, which a prompt cannot take",
-                                 fix="send only user and assistant messages (tools are not supported)")
+        check_caller_role(item.get("role"), f"messages[{index}]")
     *past, last = messages
     if last.get("role") != "user":
         raise PromptOpsError(f"the last message must be the user's, not {last.get('role')!r}",
@@ -237,5 +240,5 @@ async def complete(client: EventStreamer, prepared: Prepared, *, logprobs: bool 
     return answer
 
 
-__all__ = ["Answer", "EventStreamer", "Prepared", "ROLES", "complete", "generate", "prepare", "split_messages",
-           "to_turns", "with_overrides"]
+__all__ = ["Answer", "EventStreamer", "Prepared", "check_caller_role", "complete", "generate", "prepare",
+           "split_messages", "to_turns", "with_overrides"]

@@ -22,7 +22,8 @@ in the Hugging Face cache the launcher gives the server (`TritonConfig.hf_home`)
 then huggingface_hub's default, and downloaded only when it is in none of them and
 `HF_HUB_OFFLINE` is not set. The cache's `refs/main` snapshot is read directly first: importing
 huggingface_hub costs ~200 ms, more than a whole `promptops render`. Each model's template is
-read once per process; jinja2 and huggingface_hub are imported lazily.
+read once per process; jinja2 and huggingface_hub are imported lazily. That rule is
+:func:`tokenizer_folder`; promptops/tokens.py finds the model's `tokenizer.json` through it too.
 """
 
 from __future__ import annotations
@@ -153,32 +154,34 @@ def _hf_homes() -> list[Path | None]:
     return [*dict.fromkeys(homes), None]  # None: huggingface_hub's own default
 
 
-def _main_snapshot(home: Path, repo_id: str) -> Path | None:
-    """`<home>/hub/models--ORG--NAME/snapshots/<refs/main>` when it holds a tokenizer file."""
+def _main_snapshot(home: Path, repo_id: str, files: Sequence[str] = (TEMPLATE_FILE, TOKENIZER_CONFIG)) -> Path | None:
+    """`<home>/hub/models--ORG--NAME/snapshots/<refs/main>` when it holds one of `files`."""
     repo = home / "hub" / ("models--" + repo_id.replace("/", "--"))
     try:
         snapshot = repo / "snapshots" / (repo / "refs" / "main").read_text().strip()
     except OSError:
         return None
-    return snapshot if any((snapshot / f).is_file() for f in (TEMPLATE_FILE, TOKENIZER_CONFIG)) else None
+    return snapshot if any((snapshot / f).is_file() for f in files) else None
 
 
-def from_hub(repo_id: str, hf_homes: Iterable[Path | None] | None = None, download: bool | None = None) -> ChatTemplate:
-    """The chat template of a hub model: from the local Hugging Face cache, else downloaded where allowed."""
+def hub_folder(repo_id: str, hf_homes: Iterable[Path | None] | None = None, download: bool | None = None,
+               files: Sequence[str] = (TEMPLATE_FILE, TOKENIZER_CONFIG)) -> Path:
+    """The local snapshot folder of hub model `repo_id` holding one of `files` (the tokenizer files to read):
+    from the local Hugging Face cache, else downloaded where allowed (`download` None: unless HF_HUB_OFFLINE)."""
     homes = list(_hf_homes() if hf_homes is None else hf_homes)
     for home in homes:
-        if home is not None and (snapshot := _main_snapshot(home, repo_id)) is not None:
-            return from_folder(snapshot)
+        if home is not None and (snapshot := _main_snapshot(home, repo_id, files)) is not None:
+            return snapshot
     from huggingface_hub import constants, snapshot_download
 
-    patterns = [TEMPLATE_FILE, TOKENIZER_CONFIG]
+    patterns = list(files)
     for home in homes:
         try:
             folder = snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True,
                                        cache_dir=home / "hub" if home else None)
         except Exception:  # noqa: BLE001 - not in this cache (huggingface_hub raises several kinds)
             continue
-        return from_folder(folder)
+        return Path(folder)
     where = ", ".join(str(h) if h else "the default Hugging Face cache" for h in homes)
     if download is None:
         download = not constants.HF_HUB_OFFLINE
@@ -191,10 +194,15 @@ def from_hub(repo_id: str, hf_homes: Iterable[Path | None] | None = None, downlo
     except Exception as exc:  # noqa: BLE001 - network, auth and not-found errors all mean the same here
         raise ChatTemplateError(f"cannot download the tokenizer of {repo_id}: {exc}",
                                 fix="check the hub id in model.json and the network, or fill the cache") from None
-    return from_folder(folder)
+    return Path(folder)
 
 
-def _model_json(model: str, repositories: Sequence[Path]) -> Path:
+def from_hub(repo_id: str, hf_homes: Iterable[Path | None] | None = None, download: bool | None = None) -> ChatTemplate:
+    """The chat template of a hub model: from the local Hugging Face cache, else downloaded where allowed."""
+    return from_folder(hub_folder(repo_id, hf_homes, download))
+
+
+def model_json_of(model: str, repositories: Sequence[Path]) -> Path:
     """The newest numbered version's model.json of `model` in the first repository that has it."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", model):
         raise ChatTemplateError(f"{model!r} is not a Triton model name", fix="name a folder of model_repository/")
@@ -214,12 +222,15 @@ def _repositories(repositories: Sequence[Path] | None) -> tuple[Path, ...]:
     return tuple(map(Path, repositories if repositories is not None else TritonConfig().model_repositories))
 
 
-def locate(model: str, repositories: Sequence[Path] | None = None) -> ChatTemplate:
-    """Read (uncached) the chat template of Triton model `model` through its model.json.
+def tokenizer_folder(model: str, repositories: Sequence[Path] | None = None, *, download: bool | None = None,
+                     files: Sequence[str] = (TEMPLATE_FILE, TOKENIZER_CONFIG)) -> Path:
+    """The folder holding Triton model `model`'s tokenizer, found through its model.json (`tokenizer`, else
+    `model`): a local folder, or a hub id's snapshot holding one of `files` (see :func:`hub_folder`).
 
     `repositories` default to the launcher's (`PROMPTOPS_MODEL_REPOSITORY`, else model_repository/).
+    Raises ChatTemplateError when there is no model.json, no target, or no such folder.
     """
-    model_json = _model_json(model, _repositories(repositories))
+    model_json = model_json_of(model, _repositories(repositories))
     engine = _read_json(model_json)
     target = engine.get("tokenizer") or engine.get("model")
     if not isinstance(target, str) or not target:
@@ -229,11 +240,19 @@ def locate(model: str, repositories: Sequence[Path] | None = None) -> ChatTempla
         if not folder.is_dir():
             raise ChatTemplateError(f"the tokenizer of model {model!r} is not found: {folder} (from {model_json})",
                                     fix="run scripts/setup-serving.sh to fetch the weights, or fix the path")
-        return from_folder(folder)
+        return folder
     if not _HUB_ID.fullmatch(target):
         raise ChatTemplateError(f"{model_json}: {target!r} is neither a hub id (ORG/NAME) nor a folder",
                                 fix="write a hub id, an absolute path, or a path starting with ./")
-    return from_hub(target)
+    return hub_folder(target, download=download, files=files)
+
+
+def locate(model: str, repositories: Sequence[Path] | None = None) -> ChatTemplate:
+    """Read (uncached) the chat template of Triton model `model` through its model.json.
+
+    `repositories` default to the launcher's (`PROMPTOPS_MODEL_REPOSITORY`, else model_repository/).
+    """
+    return from_folder(tokenizer_folder(model, repositories))
 
 
 _cache: dict[tuple[Any, ...], ChatTemplate] = {}
@@ -259,4 +278,5 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-__all__ = ["ChatTemplate", "ChatTemplateError", "clear_cache", "for_model", "from_folder", "from_hub", "locate"]
+__all__ = ["ChatTemplate", "ChatTemplateError", "clear_cache", "for_model", "from_folder", "from_hub", "hub_folder",
+           "locate", "model_json_of", "tokenizer_folder"]

@@ -106,6 +106,10 @@ class Conflict(StoreError):
         self.current_commit = current_commit
 
 
+class StoreBusy(StoreError):
+    """Another writer held the repository's lock past the wait limit (a CLI approve, another save)."""
+
+
 class ProtectedLabel(NotApproved):
     """A protected label cannot take that version (not approved, or its approval was revoked)."""
 
@@ -120,6 +124,10 @@ class LabelRefused(Refused):
 
 class Forbidden(PromptOpsError):
     """The action is not allowed by the server's settings."""
+
+
+class NotServed(Forbidden):
+    """The serving policy does not let this caller have this version (promptops.policy)."""
 
 
 class InferenceError(PromptOpsError):
@@ -158,6 +166,18 @@ class InferenceTimeout(InferenceError):
 
 class UnknownModel(PromptOpsError):
     """The caller named a model (not a prompt) that the server does not serve, or not for this purpose."""
+
+
+class ContextTooLong(PromptOpsError):
+    """The prompt and the answer it asks for do not fit the model's context, counted with the model's own
+    tokenizer (promptops.tokens); `max_tokens` None: the prompt leaves no room for any answer."""
+
+    def __init__(self, message: str, *, fix: str | None = None, prompt_tokens: int, max_tokens: int | None,
+                 context: int) -> None:
+        super().__init__(message, fix=fix)
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.context = context
 
 
 class TritonLaunchError(PromptOpsError):

@@ -15,6 +15,19 @@ The PID file also names the server's *owner* when one was given to `up()` (the
 has died (a `serve` killed with SIGKILL) is reported as `orphaned`.
 `promptops triton up` records no owner: its server runs until `triton down`.
 
+When the server dies on its own (a crash, a SIGKILL), whoever finds it dead
+(`TritonServer.check_exit`: the watcher of `promptops serve`, `status()`, `stop()`)
+cleans up after it: the rest of its process group (the Python backend stubs,
+vLLM's engine) is killed, the server is reaped when this process is its parent
+(the stubs only exit once their parent is *gone*, and a zombie is not gone), the
+server's own shared-memory regions are removed, and how it ended is written to
+the PID file, where `status()` reads it.
+
+Ports: a port set on purpose (its variable below, or a flag the CLI passes in
+`TritonConfig.fixed_ports`) must be free, and the error names that setting. A
+default port that is taken (8000 often is) is moved to a free one by `start()`,
+which writes the ports it used into the config and the PID file.
+
 Environment variables choose the defaults of :class:`TritonConfig` (each one is
 what `promptops serve` uses for its embedded server):
 
@@ -34,8 +47,11 @@ This module prints nothing and raises :class:`TritonLaunchError`.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -62,6 +78,11 @@ SETUP_HINT = "run scripts/setup-serving.sh"
 HF_CACHE_OVERRIDES = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")
 SHM_DIR = Path("/dev/shm")
 SHM_BASE = "triton_python_backend_shm_region_"
+# Each port field of TritonConfig and the variable that sets it.
+PORT_VARIABLES: dict[str, str] = {"http_port": "PROMPTOPS_TRITON_HTTP_PORT", "grpc_port": "PROMPTOPS_TRITON_GRPC_PORT",
+                                  "metrics_port": "PROMPTOPS_TRITON_METRICS_PORT"}
+PORT_LABELS: dict[str, str] = {"http_port": "HTTP", "grpc_port": "gRPC", "metrics_port": "metrics"}
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -104,6 +125,12 @@ class TritonConfig:
     http_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_HTTP_PORT", 8000))
     grpc_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_GRPC_PORT", 8001))
     metrics_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_METRICS_PORT", 8002))
+    # The port fields chosen on purpose (by their variable, or a flag): start() refuses one that is taken.
+    # The others are defaults, which start() moves to a free port when taken.
+    fixed_ports: frozenset[str] = field(default_factory=lambda: frozenset(
+        name for name, variable in PORT_VARIABLES.items() if os.environ.get(variable)))
+    # The calling command's flag for each port field, named in port errors next to the variable.
+    port_flags: dict[str, str] = field(default_factory=dict)
     address: str = "127.0.0.1"
     runtime_dir: Path = field(default_factory=lambda: _env_path("PROMPTOPS_TRITON_DIR",
                                                                 REPO_ROOT / ".promptops" / "triton"))
@@ -122,6 +149,11 @@ class TritonConfig:
     def http_url(self) -> str:
         """Base URL of the HTTP endpoint."""
         return f"http://{self.address}:{self.http_port}"
+
+    def port_setting(self, name: str) -> str:
+        """How a user changes port field `name`: `PROMPTOPS_TRITON_HTTP_PORT (or --triton-http-port)`."""
+        flag = self.port_flags.get(name)
+        return PORT_VARIABLES[name] + (f" (or {flag})" if flag else "")
 
     @property
     def pid_path(self) -> Path:
@@ -143,12 +175,29 @@ class ModelState:
 
 
 @dataclass(frozen=True)
+class TritonExit:
+    """How a server ended on its own (not through `stop()`), as recorded in its PID file."""
+
+    pid: int
+    how: str  # "killed by signal 9 (SIGKILL)", "exited with status 1", or why that is unknown
+    cleaned: int  # processes of its group (Python backend stubs, their children) killed after it
+    at: float
+
+    def __str__(self) -> str:
+        plural = "es" if self.cleaned != 1 else ""
+        left = f"{self.cleaned} stub process{plural} cleaned up" if self.cleaned else "no stub process was left"
+        return f"{self.how}; {left}"
+
+
+@dataclass(frozen=True)
 class TritonStatus:
     """What `status()` found: a PID file, a live process, a ready server, its models.
 
     `owner` is the PID of the process that started the server and will stop it
     (None: nobody owns it, e.g. `promptops triton up`); `orphaned` is True when
-    the server runs but that owner has died.
+    the server runs but that owner has died. `exit` says how the PID file's
+    server ended when it died on its own. The URLs are the PID file's while its
+    server runs (`start()` may have moved a default port), else the config's.
     """
 
     running: bool
@@ -161,6 +210,7 @@ class TritonStatus:
     models: tuple[ModelState, ...] = ()
     owner: int | None = None
     orphaned: bool = False
+    exit: TritonExit | None = None
 
 
 @dataclass(frozen=True)
@@ -229,10 +279,40 @@ def assemble_backends(runtime_dir: Path, env: ServeEnvironment) -> Path:
     return backends
 
 
-def _port_in_use(address: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((address, port)) == 0
+def port_in_use(host: str, port: int) -> bool:
+    """True when a TCP server cannot bind `host:port` because something else holds it.
+
+    A bind test, not a connect: it also sees a port bound but not listening yet, and a gRPC
+    server's SO_REUSEPORT socket (Triton's would otherwise share the port silently).
+    SO_REUSEADDR as servers set it, so connections of a stopped server in TIME_WAIT do not count.
+    Any other failure (an unknown host) is left to the server to report.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except OSError:
+        return False
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def become_subreaper() -> bool:
+    """Adopt this process's orphaned descendants (Linux PR_SET_CHILD_SUBREAPER); False where unsupported.
+
+    A killed server's stubs are re-parented when it dies; with this they come to us, so
+    `check_exit()` reaps them, instead of to PID 1, which in some containers never reaps (zombies).
+    For a long-running owner of a server (`promptops serve`), not for a library caller.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _stat(pid: int | str) -> list[str]:
@@ -259,14 +339,77 @@ def _is_tritonserver(pid: int) -> bool:
     return bool(fields) and fields[0] != "Z" and b"tritonserver" in cmdline
 
 
-def _group_alive(pgid: int) -> bool:
-    """True while a live (non-zombie) process is in process group `pgid` (the server's stubs, vLLM)."""
+def _group(pgid: int) -> dict[int, list[str]]:
+    """Every process of process group `pgid`, zombies included, with its /proc stat fields."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _stat(entry.name)
-            if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
-                return True
-    return False
+            if len(fields) > 2 and fields[2] == str(pgid):
+                found[int(entry.name)] = fields
+    return found
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group `pgid` (the server, its stubs, vLLM's engine)."""
+    return [pid for pid, fields in _group(pgid).items() if fields[0] != "Z"]
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a live (non-zombie) process is in process group `pgid`."""
+    return bool(_group_members(pgid))
+
+
+def _end_group(pgid: int, timeout: float = 5.0) -> int:
+    """SIGKILL what is left of a dead server's process group; return how many processes that was.
+
+    Safe after the leader died: Linux does not reuse a PID while it names a live group.
+    Returns once every one is dead and those re-parented to us (`become_subreaper`) are reaped.
+    A multi-threaded process shows as a zombie before it can be reaped, and its own children
+    come to us only when its last thread is gone, hence the polling.
+    """
+    members = [pid for pid in _group_members(pgid) if pid != pgid]
+    if members:
+        _kill(pgid, signal.SIGKILL, group=True)
+    me = str(os.getpid())
+
+    def settled() -> bool:
+        left = {pid: fields for pid, fields in _group(pgid).items() if pid != pgid}
+        for pid, fields in list(left.items()):
+            if fields[0] == "Z" and fields[1] == me and _reap(pid) is not None:
+                del left[pid]
+        # Zombies of other parents (PID 1 where we are no subreaper) are not ours to wait for.
+        return all(fields[0] == "Z" and fields[1] != me and int(fields[1]) not in left
+                   for fields in left.values())
+
+    _wait(settled, timeout)
+    return len(members)
+
+
+def _child_ended(process: subprocess.Popen[bytes]) -> bool:
+    """True once our child has exited, without reaping it: its zombie keeps its PID (and group) ours."""
+    if process.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _how_it_ended(returncode: int | None, log_path: Path) -> str:
+    """How a server ended, from its exit status (known to its parent only), else from its log."""
+    if returncode is None:  # not our child: only a fatal signal Triton caught leaves a trace, in its log
+        found = re.findall(r"Signal \((\d+)\) received", _log_tail(log_path, 200))
+        if not found:
+            return "how it ended is unknown here (another process started it; see its log)"
+        returncode = -int(found[-1])
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {-returncode} ({name})"
+    return f"exited with status {returncode}"
 
 
 def _owner_alive(owner: object) -> bool:
@@ -311,6 +454,11 @@ class TritonServer:
             return json.loads(self.config.pid_path.read_text())
         except (OSError, ValueError):
             return None
+
+    def _write_pid_file(self, info: dict[str, object]) -> None:
+        tmp = self.config.pid_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(self.config.pid_path)
 
     def pid(self) -> int | None:
         """PID of this runtime folder's server when it is alive, else None."""
@@ -385,20 +533,32 @@ class TritonServer:
                         fix=f"{SETUP_HINT} (it prepares the CPU models), or put {target} in that cache "
                             f"(PROMPTOPS_HF_HOME / HF_HOME) or choose another --model")
 
+    def _place_ports(self) -> None:
+        """Move each taken default port to a free one; a taken port that was set on purpose is an error."""
+        c = self.config
+        for name in PORT_VARIABLES:
+            port = getattr(c, name)
+            if not port_in_use(c.address, port):
+                continue
+            if name in c.fixed_ports:
+                raise TritonLaunchError(
+                    f"port {port} on {c.address} is already in use (Triton's {PORT_LABELS[name]} port)",
+                    fix=f"stop whatever listens there, or set {c.port_setting(name)} to a free port")
+            taken = {c.http_port, c.grpc_port, c.metrics_port}
+            setattr(c, name, next(p for p in free_ports(4, c.address) if p not in taken))
+
     def start(self, owner: int | None = None) -> int:
         """Start the server in the background and return its PID (does not wait for ready).
 
         `owner`: the PID of the process that will stop the server (recorded in the PID
         file with its start time, so a later process can tell an orphan from a server in use).
+        A taken default port is replaced by a free one in `self.config` (see the module doc).
         """
         c = self.config
         if self.pid() is not None:
             raise TritonLaunchError(f"a server from {c.runtime_dir} is already running (pid {self.pid()})",
-                                    fix="stop it first (promptops down)")
-        for port in (c.http_port, c.grpc_port, c.metrics_port):
-            if _port_in_use(c.address, port):
-                raise TritonLaunchError(f"port {port} on {c.address} is already in use",
-                                        fix="stop whatever listens there or choose other ports")
+                                    fix="stop it first (promptops triton down)")
+        self._place_ports()
         env = locate(c.python_env)
         self._check_model_paths()
         c.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -415,14 +575,37 @@ class TritonServer:
         info = {"pid": self._process.pid, "started_at": time.time(), "shm_prefix": shm_prefix,
                 "grpc_url": c.grpc_url, "http_url": c.http_url, "models": c.models,
                 "owner": None if owner is None else {"pid": owner, "start": _start_ticks(owner)}}
-        tmp = c.pid_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        tmp.replace(c.pid_path)
+        self._write_pid_file(info)
         return self._process.pid
+
+    def up(self, timeout: float = 180.0, on_tick: Callable[[float], None] | None = None,
+           owner: int | None = None) -> TritonStatus:
+        """Start the server and wait until it is ready; on failure stop it and raise.
+
+        Whatever `on_tick` raises (e.g. a caller's "a stop signal arrived") also stops
+        the server before it propagates. `owner`: see :meth:`start`.
+        """
+        try:
+            self.start(owner=owner)
+            self.wait_ready(timeout=timeout, on_tick=on_tick)
+        except BaseException:
+            if self._process is not None:  # this call started it (not "already running")
+                self.stop(timeout=10.0)
+            raise
+        return self.status()
+
+    def urls(self) -> tuple[str, str]:
+        """(gRPC, HTTP) addresses: the PID file's while its server runs (start() may have moved a
+        default port), else the config's."""
+        info = self._read_pid_file() or {}
+        grpc, http = info.get("grpc_url"), info.get("http_url")
+        if isinstance(grpc, str) and isinstance(http, str) and self.pid() is not None:
+            return grpc, http
+        return self.config.grpc_url, self.config.http_url
 
     def is_ready(self) -> bool:
         """True when the HTTP health endpoint says ready."""
-        return _http_get(f"{self.config.http_url}/v2/health/ready", timeout=0.5)[0] == 200
+        return _http_get(f"{self.urls()[1]}/v2/health/ready", timeout=0.5)[0] == 200
 
     def wait_ready(self, timeout: float = 180.0, on_tick: Callable[[float], None] | None = None,
                    interval: float = 0.25) -> float:
@@ -457,11 +640,12 @@ class TritonServer:
 
         Returns once the server and every process of its group (the Python
         stubs, vLLM's engine) are gone. Removes the PID file and this server's
-        shared-memory files. Returns False when there was nothing to stop.
+        shared-memory files. Returns False when there was nothing to stop (what
+        a dead server left behind is still cleaned up).
         """
         info = self._read_pid_file() or {}
         pid = self.pid()
-        if pid is None and self._process is not None and self._process.poll() is None:
+        if pid is None and self._process is not None and not _child_ended(self._process):
             pid = self._process.pid  # started by this instance, PID file not written yet
         if pid is not None:
             _kill(pid, signal.SIGTERM)
@@ -469,17 +653,48 @@ class TritonServer:
                 _kill(pid, signal.SIGKILL, group=True)
                 self._wait_gone(pid, 10.0)
             _reap(pid)
-            if not _wait(lambda: not _group_alive(pid), 5.0):
-                _kill(pid, signal.SIGKILL, group=True)
-                _wait(lambda: not _group_alive(pid), 5.0)
-        if self._process is not None:
-            self._process = None
-        prefix = info.get("shm_prefix")
-        if isinstance(prefix, str) and prefix.startswith(SHM_BASE):
-            for leftover in SHM_DIR.glob(f"{prefix}*"):
-                leftover.unlink(missing_ok=True)
+            _wait(lambda: not _group_alive(pid), 5.0)  # stubs left to exit on their own first
+            _end_group(pid)
+        else:
+            self.check_exit()
+        self._process = None
+        _remove_shm(info)
         self.config.pid_path.unlink(missing_ok=True)
         return pid is not None
+
+    def check_exit(self) -> TritonExit | None:
+        """If the PID file's server has died on its own, clean up after it and say how it ended.
+
+        None while it runs, or when there is no PID file. Once it is dead: the rest of its
+        process group is killed, it is reaped when this process started it (no zombie), its
+        shared-memory regions are removed, and the exit is recorded in the PID file (for
+        `status()` in any process). Cheap and idempotent: a watcher may call it every second.
+        """
+        info = self._read_pid_file()
+        pid = info.get("pid") if info else None
+        if info is None or not isinstance(pid, int):
+            return None
+        ours = self._process if self._process is not None and self._process.pid == pid else None
+        alive = not _child_ended(ours) if ours is not None else _is_tritonserver(pid)
+        if alive:
+            return None
+        recorded = info.get("exit")
+        previous = _exit_of(pid, recorded) if isinstance(recorded, dict) else None
+        cleaned = _end_group(pid)
+        if previous is not None and not cleaned and (ours is None or ours.returncode is not None):
+            return previous  # nothing new since it was recorded
+        # Reaping is what lets go of the server: a zombie still "exists" for its stubs' parent check.
+        returncode = ours.wait() if ours is not None else _reap(pid)
+        _remove_shm(info)
+        if previous is not None and returncode is None:
+            how = previous.how  # recorded by another process, which knew as little as this one
+        else:
+            how = _how_it_ended(returncode, self.log_path)
+        ended = TritonExit(pid=pid, how=how, cleaned=cleaned + (previous.cleaned if previous else 0),
+                           at=previous.at if previous else time.time())
+        if self._read_pid_file() == info:  # not replaced meanwhile by a new server's start()
+            self._write_pid_file({**info, "exit": {"how": ended.how, "cleaned": ended.cleaned, "at": ended.at}})
+        return ended
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         if self._process is not None and self._process.pid == pid:
@@ -488,22 +703,27 @@ class TritonServer:
         return _wait(lambda: not _is_tritonserver(pid), timeout)
 
     def status(self) -> TritonStatus:
-        """PID file, liveness, readiness and the repository index (when reachable)."""
+        """PID file, liveness, readiness and the repository index (when reachable).
+
+        A server found dead is cleaned up after first (:meth:`check_exit`), so the answer
+        says how it ended.
+        """
         c = self.config
+        ended = self.check_exit()
         info = self._read_pid_file() or {}
         pid = self.pid()
+        grpc_url, http_url = self.urls()
         ready = pid is not None and self.is_ready()
-        models: tuple[ModelState, ...] = ()
-        if ready:
-            models = _repository_index(c.http_url)
+        models = _repository_index(http_url) if ready else ()
         started = info.get("started_at")
         owner = info.get("owner")
         owner_pid = owner.get("pid") if isinstance(owner, dict) else None
-        return TritonStatus(running=pid is not None, ready=ready, pid=pid, grpc_url=c.grpc_url,
-                            http_url=c.http_url, log_path=c.log_path,
+        return TritonStatus(running=pid is not None, ready=ready, pid=pid, grpc_url=grpc_url,
+                            http_url=http_url, log_path=c.log_path,
                             started_at=float(started) if isinstance(started, (int, float)) else None,
                             models=models, owner=owner_pid if isinstance(owner_pid, int) else None,
-                            orphaned=pid is not None and owner_pid is not None and not _owner_alive(owner))
+                            orphaned=pid is not None and owner_pid is not None and not _owner_alive(owner),
+                            exit=ended)
 
 
 def _kill(pid: int, sig: int, group: bool = False) -> None:
@@ -524,12 +744,28 @@ def _wait(done: Callable[[], bool], timeout: float, interval: float = 0.05) -> b
     return True
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status if the server was our child (another instance may have started it)."""
+def _reap(pid: int) -> int | None:
+    """Collect `pid`'s exit status if it is our exited child (as a returncode: -9 for SIGKILL), else None."""
     try:
-        os.waitpid(pid, os.WNOHANG)
+        reaped, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        pass
+        return None
+    return os.waitstatus_to_exitcode(status) if reaped else None
+
+
+def _remove_shm(info: dict[str, object]) -> None:
+    """Remove the shared-memory regions of the server a PID file describes (only its own prefix)."""
+    prefix = info.get("shm_prefix")
+    if isinstance(prefix, str) and prefix.startswith(SHM_BASE):
+        for leftover in SHM_DIR.glob(f"{prefix}*"):
+            leftover.unlink(missing_ok=True)
+
+
+def _exit_of(pid: int, record: dict[str, object]) -> TritonExit:
+    """The `exit` entry of a PID file, read defensively (it is a file anyone may edit)."""
+    cleaned, at = record.get("cleaned"), record.get("at")
+    return TritonExit(pid=pid, how=str(record.get("how", "exited")), cleaned=cleaned if isinstance(cleaned, int) else 0,
+                      at=float(at) if isinstance(at, (int, float)) else 0.0)
 
 
 def hub_snapshot(hf_home: Path, repo_id: str) -> Path | None:
@@ -556,20 +792,8 @@ def _repository_index(http_url: str) -> tuple[ModelState, ...]:
 
 def up(config: TritonConfig | None = None, timeout: float = 180.0,
        on_tick: Callable[[float], None] | None = None, owner: int | None = None) -> TritonStatus:
-    """Start a server and wait until it is ready; on failure stop it and raise.
-
-    Whatever `on_tick` raises (e.g. a caller's "a stop signal arrived") also stops
-    the server before it propagates. `owner`: see :meth:`TritonServer.start`.
-    """
-    server = TritonServer(config)
-    try:
-        server.start(owner=owner)
-        server.wait_ready(timeout=timeout, on_tick=on_tick)
-    except BaseException:
-        if server._process is not None:  # this call started it (not "already running")
-            server.stop(timeout=10.0)
-        raise
-    return server.status()
+    """Start a server and wait until it is ready (see :meth:`TritonServer.up`)."""
+    return TritonServer(config).up(timeout=timeout, on_tick=on_tick, owner=owner)
 
 
 def down(config: TritonConfig | None = None, timeout: float = 30.0) -> bool:
@@ -580,6 +804,11 @@ def down(config: TritonConfig | None = None, timeout: float = 30.0) -> bool:
 def status(config: TritonConfig | None = None) -> TritonStatus:
     """Status of the server of this runtime folder."""
     return TritonServer(config).status()
+
+
+def local_grpc_url(config: TritonConfig | None = None) -> str:
+    """Where this runtime folder's server takes gRPC (see :meth:`TritonServer.urls`)."""
+    return TritonServer(config).urls()[0]
 
 
 def free_ports(count: int = 3, address: str = "127.0.0.1") -> list[int]:
@@ -596,6 +825,7 @@ def free_ports(count: int = 3, address: str = "127.0.0.1") -> list[int]:
             sock.close()
 
 
-__all__: Sequence[str] = ("TritonConfig", "TritonServer", "TritonStatus", "ModelState", "ServeEnvironment",
-                          "DEFAULT_CPU_MODELS", "locate", "assemble_backends", "up", "down", "status",
-                          "free_ports")
+__all__: Sequence[str] = ("TritonConfig", "TritonServer", "TritonStatus", "TritonExit", "ModelState",
+                          "ServeEnvironment", "DEFAULT_CPU_MODELS", "PORT_VARIABLES", "locate", "assemble_backends",
+                          "up", "down", "status", "local_grpc_url", "free_ports", "port_in_use",
+                          "become_subreaper")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Scope
 
-from gateway.deps import service_of
+from gateway.auth import TTFT, UPSTREAM
+from gateway.deps import identity, service_of
 from gateway.errors import error_body, error_response
 from gateway.routes.prompts import TurnModel
 from gateway.serving import Answer, EventStream, Last, Prepared, Service, dumps, headers, sse
@@ -30,12 +33,24 @@ class ChatRequest(BaseModel):
     stream: bool = False
 
 
-async def start_stream(service: Service, prepared: Prepared, endpoint: str, caller: str | None = None, *,
+async def start_stream(service: Service, prepared: Prepared, endpoint: str, caller: str | None, scope: Scope, *,
                        logprobs: bool = False) -> tuple[Events, str | Answer]:
     """Start generating and wait for the first event (a delta, or the Answer of an empty answer), so a
-    failure before it gets a real HTTP status (a caller over its concurrency limit included: 429)."""
+    failure before it gets a real HTTP status (a caller over its concurrency limit included: 429).
+    The wait is recorded in `scope` for the Server-Timing header (gateway/auth.py)."""
     events = service.generate(prepared, endpoint, caller, logprobs=logprobs)
-    return events, await anext(events)
+    started = time.perf_counter()
+    first = await anext(events)
+    scope[UPSTREAM] = scope[TTFT] = time.perf_counter() - started
+    return events, first
+
+
+async def complete(service: Service, prepared: Prepared, endpoint: str, caller: str | None, scope: Scope, *,
+                   logprobs: bool = False) -> Answer:
+    """The whole answer; the model's time is recorded in `scope` for the Server-Timing header."""
+    answer = await service.complete(prepared, endpoint, caller, logprobs=logprobs)
+    scope[UPSTREAM], scope[TTFT] = answer.total_s, answer.ttft_s
+    return answer
 
 
 def finished(prepared: Prepared, answer: Answer) -> dict[str, Any]:
@@ -71,17 +86,17 @@ async def chat(body: ChatRequest, request: Request) -> Response:
     """Answer `message` with the resolved prompt version; `stream: true` answers with SSE (`token` events,
     then `done` with prompt, version, commit, model, the model's usage and finish reason, and timing;
     or `error`)."""
-    # Resolution is inline (no thread hop): a warm store answers in microseconds.
+    # A warm catalog answers without a thread hop; the serving policy is applied there (promptops.policy).
     service = service_of(request)
-    prepared = service.prepare(service.resolve(body.prompt), body.message,
+    user, caller = identity(request)
+    prepared = service.prepare(await service.serve(body.prompt, user), body.message,
                                [t.model_dump() for t in body.history], body.config)
-    caller = service.limits.caller(request)
     try:
         if body.stream:
-            events, first = await start_stream(service, prepared, "chat", caller)
+            events, first = await start_stream(service, prepared, "chat", caller, request.scope)
             return EventStream(_events(prepared, events, first), headers={
                 **headers(prepared), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        answer = await service.complete(prepared, "chat", caller)
+        answer = await complete(service, prepared, "chat", caller, request.scope)
     except PromptOpsError as exc:
         return error_response(exc, headers(prepared))
     return JSONResponse({"text": answer.text, **finished(prepared, answer)}, headers=headers(prepared))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -22,6 +20,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
     """Ready when Triton is ready, the default model is loaded and the prompt store is readable.
 
+    When the newest commit does not validate, still ready (the last good commit serves), with `degraded`
+    saying why and `problems` listing what to fix.
+
     Public (probes carry no credential), so the reasons never show absolute paths or URL credentials."""
     settings = service.settings
     reasons: list[str] = []
@@ -31,16 +32,23 @@ async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
         reasons.append(f"Triton at {settings.triton_url} is not ready")
     elif not model:
         reasons.append(f"model {settings.default_model!r} is not loaded in Triton")
-    try:
-        head = await asyncio.to_thread(service.store.head_commit)
-        store = True
-    except Exception as exc:  # any failure to read the store means "not ready", with the reason
-        head, store = None, False
-        reasons.append(f"prompt store not readable: {request.app.state.redact(str(exc))}")
-    checks = {"triton": triton, "model": model, "store": store, "commit": head}
+    live = service.live
+    if not live.fresh():
+        await live.refresh()  # in a worker thread: never waits on a writer
+    state = live.state()
+    store = live.catalog is not None
+    if not store:
+        reasons.append("prompt store not readable: " + request.app.state.redact(
+            state.get("error") or state.get("reason") or "not read yet"))
+    checks = {"triton": triton, "model": model, "store": store, "commit": state["commit"]}
     if reasons:
         body = {"status": "unready", "checks": checks,
                 "error": {"type": "not_ready", "message": "; ".join(reasons),
                           "fix": "start Triton (promptops up) and check PROMPTOPS_TRITON_URL / PROMPTOPS_MODEL"}}
         return JSONResponse(body, status_code=503)
+    if state["degraded"]:
+        # Still ready: the last good commit serves. The probe must not take the fleet down for a bad commit.
+        return JSONResponse({"status": "ready", "degraded": request.app.state.redact(
+            state.get("reason") or state.get("error") or ""), "problems": state.get("problems", []),
+            "checks": checks})
     return JSONResponse({"status": "ready", "checks": checks})

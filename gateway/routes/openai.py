@@ -27,9 +27,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import ServiceDep, service_of
+from gateway.deps import ServiceDep, identity, service_of
 from gateway.errors import error_body, error_response
-from gateway.routes.chat import Events, start_stream
+from gateway.routes.chat import Events, complete, start_stream
 from gateway.serving import Answer, EventStream, Last, Prepared, dumps, headers
 from promptops.chat import split_messages
 from promptops.errors import PromptOpsError
@@ -160,14 +160,15 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
     """OpenAI Chat Completions (streamed or not) with `model` = prompt reference."""
     service = service_of(request)
     message, history = _split(body)
-    prepared = service.prepare(service.resolve(body.model), message, history, body.overrides())
-    caller, logprobs = service.limits.caller(request), bool(body.logprobs)
+    user, caller = identity(request)
+    prepared = service.prepare(await service.serve(body.model, user), message, history, body.overrides())
+    logprobs = bool(body.logprobs)
     try:
         if body.stream:
-            events, first = await start_stream(service, prepared, "openai", caller, logprobs=logprobs)
+            events, first = await start_stream(service, prepared, "openai", caller, request.scope, logprobs=logprobs)
             return EventStream(_chunks(body, prepared, events, first),
                                headers={**headers(prepared), "Cache-Control": "no-cache"})
-        answer = await service.complete(prepared, "openai", caller, logprobs=logprobs)
+        answer = await complete(service, prepared, "openai", caller, request.scope, logprobs=logprobs)
     except PromptOpsError as exc:
         return error_response(exc, headers(prepared))
     return JSONResponse({
@@ -181,6 +182,7 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
 @router.get("/models")
 def list_models(service: ServiceDep) -> dict[str, Any]:
     """Prompts with an approved version, as OpenAI "models" (use `name@N` to pin a version)."""
-    rows = [s for s in service.store.status() if s.approved is not None]
-    return {"object": "list", "data": [{"id": s.name, "object": "model", "owned_by": "promptops",
-                                        "created": 0} for s in rows]}
+    catalog = service.live.current_blocking()
+    names = [name for name in sorted(catalog.versions) if catalog.approved(name)]
+    return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "promptops",
+                                        "created": 0} for name in names]}

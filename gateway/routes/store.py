@@ -34,9 +34,12 @@ def store_info(request: Request, service: ServiceDep, settings: SettingsDep, cal
     refresh = service.last_refresh
     if refresh is not None and "error" in refresh:
         refresh = {**refresh, "error": redact(str(refresh["error"]))}
+    serving = service.live.state()
+    if "error" in serving:
+        serving["error"] = redact(serving["error"])
     return {"repo": str(service.store.repo) if caller is not None else None, "branch": service.store.branch,
             "source": source, "read_only": settings.read_only, "commit": service.store.head_commit(),
-            "refresh": refresh}
+            "serving": serving, "refresh": refresh}
 
 
 @router.post("/refresh")

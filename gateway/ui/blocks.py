@@ -40,9 +40,9 @@ def build(get: GetService, settings: GatewaySettings, auth: Auth) -> gr.Blocks:
         signed_in = gr.Markdown(elem_id="signed-in", sanitize_html=False)
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
-                chat = build_chat(get)
+                chat = build_chat(get, auth)
             with gr.Tab("Compare", id=COMPARE_TAB):
-                compare = build_compare(get)
+                compare = build_compare(get, auth)
             with gr.Tab("Prompt Viewer", id="viewer"):
                 viewer = build_viewer(get)
             with gr.Tab("Prompt Editor", id="editor"):

@@ -7,8 +7,18 @@ from typing import Any
 
 import gradio as gr
 
+from gateway.auth import Auth
 from gateway.serving import Answer, Prepared
-from gateway.ui.common import GetService, describe_error, pin, preselect, prompt_names, resolved_notice, version_choices
+from gateway.ui.common import (
+    GetService,
+    describe_error,
+    pin,
+    preselect,
+    prompt_names,
+    resolved_notice,
+    ui_identity,
+    version_choices,
+)
 from promptops.errors import PromptOpsError
 
 Messages = list[dict[str, Any]]
@@ -24,7 +34,7 @@ def footer(prepared: Prepared, answer: Answer) -> str:
     return f"\n\n<sub>served {prepared.name}@{prepared.version}{via} · {short} · {prepared.model}{ttft}{usage}</sub>"
 
 
-def build_chat(get: GetService) -> dict[str, Any]:
+def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
     """The Chat tab's components and events; returns the components the page-load event fills."""
     with gr.Row():
         prompt = gr.Dropdown(label="Prompt", choices=[], elem_id="chat-prompt", scale=1)
@@ -50,8 +60,8 @@ def build_chat(get: GetService) -> dict[str, Any]:
         value, note = preselect(service, name, choices)
         return gr.update(choices=choices, value=value), note
 
-    async def on_send(ref: str | None, text: str, history: Messages,
-                      shown: Messages) -> AsyncIterator[tuple[Messages, Messages, str, str]]:
+    async def on_send(ref: str | None, text: str, history: Messages, shown: Messages,
+                      request: gr.Request) -> AsyncIterator[tuple[Messages, Messages, str, str]]:
         if not text.strip():
             yield shown, history, text, ""
             return
@@ -60,8 +70,9 @@ def build_chat(get: GetService) -> dict[str, Any]:
             return
         service = get()
         shown = [*shown, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        user, caller = ui_identity(service, auth, request)
         try:
-            resolved = service.resolve(ref)
+            resolved = await service.serve(ref, user)
             prepared = service.prepare(resolved, text, history)
         except PromptOpsError as exc:
             shown[-1] = {"role": "assistant", "content": f"⚠️ {exc.message}"}
@@ -70,7 +81,7 @@ def build_chat(get: GetService) -> dict[str, Any]:
         answer, done, note = "", None, resolved_notice(service, resolved)
         yield shown, history, "", note
         try:
-            async for event in service.generate(prepared, "ui"):
+            async for event in service.generate(prepared, "ui", caller):
                 if isinstance(event, Answer):
                     done = event
                     continue

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from gateway.auth import Auth, ui_caller
 from gateway.serving import Service
 from promptops.errors import PromptInvalid, PromptOpsError
 from promptops.refs import parse_ref
 from promptops.store import Resolved, Version
 from promptops.store.resolve import SERVING_LABEL
+from promptops.users import User
 
 GetService = Callable[[], Service]
 Choices = list[tuple[str, str]]
@@ -57,9 +60,10 @@ def draft_notice(service: Service, name: str, version: Version | None) -> str:
         return ""
     which = "the working-tree draft" if version is None else (
         f"v{version.number} (approval revoked)" if version.revoked else f"draft v{version.number} (not approved)")
-    if service.settings.serve_drafts:
+    if service.settings.serve_drafts or service.settings.serve_unreviewed:
         return f"Chatting with {which}."
-    return f"Chatting with {which}: API callers asking for `{name}` are served only approved versions."
+    return (f"Chatting with {which}: API callers asking for `{name}` are served only approved versions, and "
+            "versions nobody approved only to signed-in editors (open the sign-in link `promptops serve` printed).")
 
 
 def resolved_notice(service: Service, resolved: Resolved) -> str:
@@ -105,12 +109,20 @@ def pin(service: Service, ref: str) -> tuple[str, str]:
         return parsed.name, parsed.name
     if ref in {value for _, value in version_choices(service, parsed.name)}:
         return parsed.name, ref
-    resolved = service.store.resolve(ref, serve_drafts=service.settings.serve_drafts)
+    resolved = service.resolve(ref)
     if resolved.version is None:
         return parsed.name, ref
     if resolved.label == SERVING_LABEL and not service.settings.serve_drafts:
         return parsed.name, parsed.name
     return parsed.name, f"{parsed.name}@{resolved.version.number}"
+
+
+def ui_identity(service: Service, auth: Auth, request: Any) -> tuple[User | None, str | None]:
+    """Who is chatting in the browser (the session's person, else nobody) and the key their limits count
+    under: the same rules as the API's (gateway/limits.py), so the UI is no way around them."""
+    user = ui_caller(auth, request)
+    client = getattr(request, "client", None)
+    return user, service.limits.caller(user, getattr(client, "host", None))
 
 
 def describe_error(exc: PromptOpsError) -> str:

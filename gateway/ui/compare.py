@@ -17,8 +17,9 @@ from typing import Any
 
 import gradio as gr
 
+from gateway.auth import Auth
 from gateway.serving import Answer, Prepared, Service
-from gateway.ui.common import Choices, GetService, describe_error, pin, prompt_names, versions_for
+from gateway.ui.common import Choices, GetService, describe_error, pin, prompt_names, ui_identity, versions_for
 from promptops.errors import PromptOpsError
 from promptops.store import Resolved
 
@@ -78,14 +79,15 @@ def wants_compare(request: gr.Request | None) -> bool:
 Event = str | Answer | PromptOpsError
 
 
-async def race(service: Service, prepared: dict[str, Prepared]) -> AsyncIterator[tuple[str, Event]]:
+async def race(service: Service, prepared: dict[str, Prepared],
+               caller: str | None = None) -> AsyncIterator[tuple[str, Event]]:
     """Both generations at once: yields (side, delta or Answer) in arrival order; a side that fails gets its
     error (a PromptOpsError) as its last event. Closing this generator cancels whatever is still running."""
     queue: asyncio.Queue[tuple[str, Event | None]] = asyncio.Queue()
 
     async def pump(side: str, request: Prepared) -> None:
         try:
-            async for event in service.generate(request, "ui-compare"):
+            async for event in service.generate(request, "ui-compare", caller):
                 queue.put_nowait((side, event))
         except PromptOpsError as exc:
             queue.put_nowait((side, exc))
@@ -109,7 +111,7 @@ async def race(service: Service, prepared: dict[str, Prepared]) -> AsyncIterator
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def build_compare(get: GetService) -> dict[str, Any]:
+def build_compare(get: GetService, auth: Auth) -> dict[str, Any]:
     """The Compare tab's components and events; returns the components the page-load event fills."""
     parts: dict[str, dict[str, Any]] = {}
     with gr.Row():
@@ -146,7 +148,7 @@ def build_compare(get: GetService) -> dict[str, Any]:
         return gr.update(choices=model_choices(get(), ref), value=OWN_MODEL)
 
     async def on_send(text: str, ref_a: str | None, model_a: str | None, ref_b: str | None,
-                      model_b: str | None) -> AsyncIterator[tuple[str, ...]]:
+                      model_b: str | None, request: gr.Request) -> AsyncIterator[tuple[str, ...]]:
         sides = {side: Side() for side in SIDES}
 
         def shown(note: str = "") -> tuple[str, ...]:
@@ -159,15 +161,16 @@ def build_compare(get: GetService) -> dict[str, Any]:
             yield shown("Pick a version on both sides first.")
             return
         service = get()
+        user, caller = ui_identity(service, auth, request)
         ready: dict[str, Prepared] = {}
         for side, ref, model in (("a", ref_a, model_a), ("b", ref_b, model_b)):
             try:
-                resolved = with_model(service, service.resolve(ref), model)
+                resolved = with_model(service, await service.serve(ref, user), model)
                 ready[side] = service.prepare(resolved, text)
             except PromptOpsError as exc:
                 sides[side].footer = describe_error(exc)
         yield shown()
-        async with aclosing(race(service, ready)) as events:
+        async with aclosing(race(service, ready, caller)) as events:
             async for side, event in events:
                 current = sides[side]
                 if isinstance(event, PromptOpsError):

@@ -174,8 +174,8 @@ def build_tests(get: GetService, settings: GatewaySettings, auth: Auth) -> dict[
             return
         service = get()
         try:
-            acting(auth, service.settings, request, "editor", "run tests")
-            resolved = service.resolve(ref)
+            user = acting(auth, service.settings, request, "editor", "run tests")
+            resolved = await service.serve(ref, user)
         except PromptOpsError as exc:
             yield (describe_error(exc), *unchanged)
             return

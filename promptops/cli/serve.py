@@ -12,21 +12,40 @@ and promotes is recorded as that person.
 
 After a SIGKILL nothing can clean up: the embedded Triton keeps running. Its PID file names this
 `serve` as the owner, so the next `serve` sees an orphan and replaces it (see `_start_triton`).
+
+The other way round, when the embedded Triton dies (a crash, a SIGKILL), a watcher thread notices
+within a second: it kills the rest of Triton's process group (its Python backend stubs, which would
+otherwise live on, ~1.3 GB with vLLM), reaps it and them (this `serve` adopts orphans of its
+descendants, see `triton.become_subreaper`), removes its shared memory and records how it ended for
+`promptops triton status`. The gateway stays up and answers 503 until `serve` is restarted.
+
+Ports: the embedded Triton's default ports (8000-8002) move to free ones when taken; a port set on
+purpose (--triton-*-port, PROMPTOPS_TRITON_*_PORT, the gateway's --port / PROMPTOPS_PORT) must be
+free, and the error names the setting to change.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 from types import FrameType
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from promptops.cli.boundary import EXIT_OK, boundary
 from promptops.cli.output import echo
+from promptops.errors import PromptOpsError
+
+if TYPE_CHECKING:  # imported when used: `promptops --help` must not pay for the launcher
+    from promptops.triton import TritonExit, TritonServer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The flag of `serve` that sets each port of the embedded Triton (named in port errors).
+TRITON_PORT_FLAGS = {"http_port": "--triton-http-port", "grpc_port": "--triton-grpc-port",
+                     "metrics_port": "--triton-metrics-port"}
+WATCH_INTERVAL_S = 0.5  # how soon a dead Triton's stubs are killed; each look is one /proc scan (~ms)
 
 
 class Stopped(Exception):
@@ -70,8 +89,43 @@ class StopSignals:
             raise Stopped(self.signum)
 
 
-def _start_triton(config: Any, stop: StopSignals) -> bool:
-    """Make the embedded Triton ready; True when this `serve` started it (and so must stop it).
+class TritonWatch:
+    """A daemon thread that cleans up after the Triton this `serve` started as soon as it dies.
+
+    `TritonServer.check_exit` does the work (stubs killed, zombie reaped, shared memory removed,
+    exit recorded); this only polls it and says what happened. `ended` is set once it has.
+    """
+
+    def __init__(self, server: TritonServer) -> None:
+        self.server = server
+        self.ended: TritonExit | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="triton-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(WATCH_INTERVAL_S):
+            ended = self.server.check_exit()
+            if ended is not None:
+                self.ended = ended
+                echo(f"Triton (pid {ended.pid}) {ended}. The gateway answers 503 until `promptops serve` "
+                     f"is restarted; see `promptops triton logs`.", err=True)
+                return
+
+    def close(self) -> None:
+        """Stop watching (before `serve` stops Triton itself)."""
+        self._done.set()
+        self._thread.join(timeout=10)
+
+
+def _gateway_port_taken(host: str, port: int) -> PromptOpsError:
+    return PromptOpsError(f"port {port} on {host} is already in use (the gateway's port)",
+                          fix="stop whatever listens there, or set --port (or PROMPTOPS_PORT) to a free port")
+
+
+def _start_triton(config: Any, stop: StopSignals) -> tuple[TritonServer | None, str]:
+    """Make the embedded Triton ready: its gRPC address, and its TritonServer when this `serve` started it
+    (and so must stop it), else None.
 
     A ready Triton that nobody owns (`promptops triton up`) or that another live `serve` owns is
     reused and left running at exit. A Triton whose owner has died (a `serve` killed by SIGKILL)
@@ -88,12 +142,15 @@ def _start_triton(config: Any, stop: StopSignals) -> bool:
              f"(pid {current.owner})...", err=True)
         triton.down(config)
     elif current.ready:
-        echo(f"Using the running Triton (pid {current.pid}) at {config.grpc_url}", err=True)
-        return False
+        echo(f"Using the running Triton (pid {current.pid}) at {current.grpc_url}", err=True)
+        return None, current.grpc_url
     stop.check()
     echo("Starting Triton and loading models (the first start takes ~30 s)...", err=True)
-    triton.up(config, on_tick=stop.check, owner=os.getpid())
-    return True
+    # Before the start: Triton's stubs are re-parented when it dies, and must come to us to be reaped.
+    triton.become_subreaper()
+    server = triton.TritonServer(config)
+    server.up(on_tick=stop.check, owner=os.getpid())
+    return server, config.grpc_url  # a taken default port was moved: the config says where it went
 
 
 def _gateway_settings(ctx: typer.Context, **changes: Any) -> Any:
@@ -143,8 +200,11 @@ def _duration(text: str) -> float:
 
 def serve(ctx: typer.Context,
           host: Annotated[str, typer.Option(help="Address to listen on (non-loopback: reads need a token too; set PROMPTOPS_ALLOWED_HOSTS).")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port to listen on.")] = 7070,
+          port: Annotated[int, typer.Option(envvar="PROMPTOPS_PORT", min=1, max=65535, help="Port to listen on.")] = 7070,
           triton_url: Annotated[Optional[str], typer.Option("--triton-url", help="Use this Triton (host:port gRPC) instead of starting the embedded one.")] = None,
+          triton_http_port: Annotated[Optional[int], typer.Option("--triton-http-port", min=1, max=65535, help="The embedded Triton's HTTP port (default: PROMPTOPS_TRITON_HTTP_PORT, else 8000, else a free one).")] = None,
+          triton_grpc_port: Annotated[Optional[int], typer.Option("--triton-grpc-port", min=1, max=65535, help="The embedded Triton's gRPC port (default: PROMPTOPS_TRITON_GRPC_PORT, else 8001, else a free one).")] = None,
+          triton_metrics_port: Annotated[Optional[int], typer.Option("--triton-metrics-port", min=1, max=65535, help="The embedded Triton's metrics port (default: PROMPTOPS_TRITON_METRICS_PORT, else 8002, else a free one).")] = None,
           serve_drafts: Annotated[bool, typer.Option("--serve-drafts", help="Serve the newest version (and @draft) for bare names, approved or not.")] = False,
           store: Annotated[Optional[str], typer.Option("--store", help="Serve from a read-only clone of this path or git URL.")] = None,
           ref: Annotated[str, typer.Option("--ref", help="Branch of --store to serve.")] = "main",
@@ -154,15 +214,19 @@ def serve(ctx: typer.Context,
     from gateway.settings import is_loopback
     from promptops import triton
     from promptops.cli.app import settings as core_settings
+    from promptops.cli.serving import triton_config
 
     url = triton_url or core_settings(ctx).triton_url
-    started = None
+    if triton.port_in_use(host, port):  # before Triton's start (~30 s), not after it
+        raise _gateway_port_taken(host, port)
+    watch = None
     with StopSignals() as stop:
         try:
             if url is None:
-                config = triton.TritonConfig()
-                started = config if _start_triton(config, stop) else None
-                url = config.grpc_url
+                config = triton_config(ctx, {"http_port": triton_http_port, "grpc_port": triton_grpc_port,
+                                             "metrics_port": triton_metrics_port}, TRITON_PORT_FLAGS)
+                started, url = _start_triton(config, stop)
+                watch = TritonWatch(started) if started is not None else None
             settings = _gateway_settings(ctx, host=host, port=port, triton_url=url, serve_drafts=serve_drafts,
                                          store_url=store, store_ref=ref, refresh_s=_duration(refresh), ui=ui)
             if not is_loopback(host):
@@ -178,9 +242,11 @@ def serve(ctx: typer.Context,
             echo(f"{stopped}: stopping.", err=True)
             return 128 + stopped.signum
         finally:
-            if started is not None:
-                echo("Stopping Triton...", err=True)
-                triton.down(started)
+            if watch is not None:
+                watch.close()
+                if watch.ended is None:  # a Triton that died was cleaned up by the watch
+                    echo("Stopping Triton...", err=True)
+                    watch.server.stop()
     return EXIT_OK
 
 
@@ -204,6 +270,13 @@ def run(settings: Any, stop: StopSignals | None = None) -> None:
     server.should_exit = stop.signum is not None  # a signal before this point is not lost
     try:
         server.run()
+    except SystemExit:
+        from promptops.triton import port_in_use
+
+        # uvicorn exits when it cannot bind: the port was taken after the check in `serve`.
+        if not server.started and port_in_use(settings.host, settings.port):
+            raise _gateway_port_taken(settings.host, settings.port) from None
+        raise
     finally:
         stop.server = None
 

@@ -22,16 +22,27 @@ def _settings(ctx: typer.Context) -> Any:
     return settings(ctx)
 
 
-def triton_config(ctx: typer.Context, **overrides: Any) -> Any:
-    """The local server's configuration (ports, runtime folder) for this repository."""
+def triton_config(ctx: typer.Context, ports: dict[str, int | None] | None = None,
+                  port_flags: dict[str, str] | None = None, **overrides: Any) -> Any:
+    """The local server's configuration (ports, runtime folder) for this repository.
+
+    `ports` given as flags (not None) are fixed, like those set by their variables: a taken one is an
+    error naming `port_flags` (the command's flag per port field); the defaults move when taken.
+    """
     from promptops.triton import TritonConfig
 
-    return TritonConfig(**{k: v for k, v in overrides.items() if v is not None})
+    given = {name: port for name, port in (ports or {}).items() if port is not None}
+    config = TritonConfig(**given, **{k: v for k, v in overrides.items() if v is not None},
+                          port_flags=dict(port_flags or {}))
+    config.fixed_ports = config.fixed_ports | set(given)
+    return config
 
 
 def grpc_url(ctx: typer.Context) -> str:
-    """`--triton-url` when given, else the local server's gRPC address."""
-    return _settings(ctx).triton_url or triton_config(ctx).grpc_url
+    """`--triton-url` when given, else the local server's gRPC address (where it runs: a default port may have moved)."""
+    from promptops.triton import local_grpc_url
+
+    return _settings(ctx).triton_url or local_grpc_url(triton_config(ctx))
 
 
 def _spinner(message: str) -> Any:
@@ -48,14 +59,15 @@ def _spinner(message: str) -> Any:
 def up(ctx: typer.Context,
        models: Annotated[Optional[list[str]], typer.Option("--model", help="Model to load (repeatable; default: the CPU models).")] = None,
        repository: Annotated[Optional[list[Path]], typer.Option("--model-repository", help="Extra model repository (repeatable).")] = None,
-       http_port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
-       grpc_port: Annotated[int, typer.Option(help="gRPC port.")] = 8001,
-       metrics_port: Annotated[int, typer.Option(help="Metrics port.")] = 8002,
+       http_port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="HTTP port (default: PROMPTOPS_TRITON_HTTP_PORT, else 8000, else a free one).")] = None,
+       grpc_port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="gRPC port (default: PROMPTOPS_TRITON_GRPC_PORT, else 8001, else a free one).")] = None,
+       metrics_port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Metrics port (default: PROMPTOPS_TRITON_METRICS_PORT, else 8002, else a free one).")] = None,
        timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 300.0) -> int:
     """Start the local Triton server and wait until its models are ready."""
     from promptops import triton
 
-    config = triton_config(ctx, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+    ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+    config = triton_config(ctx, ports, {name: f"--{name.replace('_', '-')}" for name in ports},
                            models=models or None)
     if repository:
         config.model_repositories += [p.resolve() for p in repository]
@@ -84,12 +96,20 @@ def down(ctx: typer.Context) -> int:
 
 def status(ctx: typer.Context, format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
     """Show whether the local Triton server is running and which models are ready."""
+    import time
+
     from promptops import triton
 
     state = triton.status(triton_config(ctx))
+    ended = state.exit  # how the PID file's server ended, when it died on its own
     if format_ == "json":
         print_json({"running": state.running, "ready": state.ready, "pid": state.pid, "grpc_url": state.grpc_url,
-                    "models": [m.__dict__ for m in state.models]})
+                    "models": [m.__dict__ for m in state.models],
+                    "exited": None if ended is None else {"pid": ended.pid, "how": ended.how,
+                                                          "cleaned": ended.cleaned, "at": ended.at}})
+    elif ended is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended.at))
+        echo(f"exited (pid {ended.pid}, {when}): {ended}. Its log: promptops triton logs")
     else:
         echo(f"{'ready' if state.ready else 'running' if state.running else 'stopped'}"
              f"{f' (pid {state.pid})' if state.pid else ''}: gRPC {state.grpc_url}")

@@ -26,37 +26,42 @@ import fcntl
 import os
 import posixpath
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptops.errors import Conflict, Problem, PromptInvalid, Refused, StoreError, VersionNotFound
+from promptops.errors import Conflict, Problem, PromptInvalid, Refused, StoreBusy, StoreError, VersionNotFound
 from promptops.names import check_name
 from promptops.prompt import Prompt
 from promptops.schema import encode_text, load_prompt_bytes
 from promptops.store import changes as _changes
 from promptops.store import releases
 from promptops.store.approvals import Approvals, Signature
-from promptops.store.git import Git
-from promptops.store.history import History, Line, Snapshot, blob_sha, is_valid_name
+from promptops.store.git import Git, reftable_key, uses_reftable
+from promptops.store.history import History, Line, Snapshot, blob_sha, is_valid_name, stat_key
 from promptops.store.labels import EMPTY, Labels, check_policy, labels_path, parse
 from promptops.store.model import Change, LabelMove, PromptStatus, Resolved, Version
 from promptops.store.releases import LabelChange
 from promptops.store.resolve import Default, Resolver
-from promptops.store.saves import check_identity, commit_file, sync_worktree
+from promptops.store.saves import IndexLock, check_identity, commit_file
 
 if TYPE_CHECKING:
     from promptops.settings import Settings
 
 
 SIGNERS_FILE = "allowed_signers"
+DEFAULT_LOCK_TIMEOUT_S = 30.0  # a writer waits this long for another writer, then StoreBusy (503 / exit 1)
+LOCK_POLL_S = 0.02
+MAX_PROMPTS_CACHED = 4096
 
 
 class PromptStore:
     """Prompt versions, approvals and labels on one branch of a git repository (default: HEAD's branch)."""
 
     def __init__(self, repo: Path, prompts_dir: str = "prompts", branch: str | None = None, *,
-                 signed_approvals: bool = False, four_eyes: bool = False) -> None:
+                 signed_approvals: bool = False, four_eyes: bool = False,
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
         self.repo = Path(repo)
         if not (self.repo / ".git").exists():
             raise StoreError(f"not a git repository: {self.repo}", fix="run `git init` or pass --repo")
@@ -69,15 +74,29 @@ class PromptStore:
         self.history = History(self.repo, self.git, self.prompts_dir, branch, self.labels_relpath)
         self.approvals = Approvals(self.git, self.history.common)
         self.resolver = Resolver(self)
-        self._lock = threading.RLock()
+        self._lock: threading.RLock = threading.RLock()
         self._versions: dict[tuple[Any, ...], list[Version]] = {}
         self._prompts: dict[tuple[str, str], Prompt] = {}
         self._labels: dict[str | None, Labels] = {}
         self._signers: dict[str | None, bytes | None] = {}
+        self._head_ref: tuple[Any, str | None] | None = None
+        self._reftable = uses_reftable(self.history.common)
+        self.lock_timeout_s = lock_timeout_s
 
     @property
     def branch(self) -> str | None:
         return self.history.branch
+
+    @property
+    def cache_lock(self) -> threading.RLock:
+        """The in-memory lock of this facade's caches (a writer takes it only once it holds the file lock)."""
+        return self._lock
+
+    def twin(self) -> PromptStore:
+        """Another facade on the same repository and branch, with caches and an in-memory lock of its own:
+        what a server reads through, so that no writer of this process ever holds what readers need."""
+        return PromptStore(self.repo, self.prompts_dir, self.history.branch, signed_approvals=self.signed_approvals,
+                           four_eyes=self.four_eyes, lock_timeout_s=self.lock_timeout_s)
 
     @staticmethod
     def _check_dir(prompts_dir: str) -> str:
@@ -88,14 +107,65 @@ class PromptStore:
         return "/".join(parts)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Serialise writers across threads and processes with a file lock inside .git."""
-        with self._lock, open(os.path.join(self.history.common, "promptops.lock"), "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    def locked(self, timeout_s: float | None = None) -> Iterator[None]:
+        """Serialise writers across threads and processes with a file lock inside .git.
+
+        The file lock is taken first and the in-memory lock only once it is held: a writer waiting
+        for another process (a CLI `approve`) never holds what this process's readers need. Past
+        `timeout_s` (default: `lock_timeout_s`) the wait ends in StoreBusy, never in a hang.
+        """
+        path = os.path.join(self.history.common, "promptops.lock")
+        limit = self.lock_timeout_s if timeout_s is None else timeout_s
+        try:
+            handle = open(path, "a+b")  # noqa: SIM115 -- closed below, after the flock is released
+        except OSError as exc:
+            raise StoreError(f"cannot open the repository lock {path}: {exc.strerror}",
+                             fix="run promptops as a user who may write to the repository's .git folder") from exc
+        with handle:
+            deadline = time.monotonic() + limit
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreBusy(f"another writer has held the repository lock ({path}) for over "
+                                        f"{limit:g} s", fix="retry when its save, approval or label move is "
+                                        "done (a running `promptops approve`/`promote` holds it)") from None
+                    time.sleep(LOCK_POLL_S)
             try:
-                yield
+                with self._lock:
+                    yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def state_key(self) -> tuple[Any, ...]:
+        """Changes whenever the serving branch moves or an approval tag appears: stats only, no git, no lock.
+
+        A prompt's own tags are `approvals.key(name)`; this covers the branch (its ref file, HEAD,
+        packed-refs, a reftable) and a first tag of a new prompt (the tags folder itself).
+        """
+        common = self.history.common
+        head = stat_key(os.path.join(self.history.gitdir, "HEAD"))
+        refname = self.history.refname
+        if refname is None:
+            cached = self._head_ref
+            if cached is None or cached[0] != head:
+                cached = self._head_ref = (head, self._read_head_ref())
+            refname = cached[1]
+        if self._reftable:  # every ref update rewrites the stacks' tables.list (a linked worktree has its own)
+            return (reftable_key(self.history.gitdir, common),)
+        return (head, stat_key(os.path.join(common, refname)) if refname else None,
+                stat_key(os.path.join(common, "packed-refs")),
+                stat_key(os.path.join(common, "refs", "tags", "prompts")))
+
+    def _read_head_ref(self) -> str | None:
+        try:
+            with open(os.path.join(self.history.gitdir, "HEAD"), "rb") as handle:
+                data = handle.read().strip().decode(errors="replace")
+        except OSError:
+            return None
+        return data[4:].strip() if data.startswith("ref:") else None
 
     def head_commit(self) -> str | None:
         """The serving branch's newest commit (None in a repository without commits)."""
@@ -177,10 +247,26 @@ class PromptStore:
         if prompt is None:
             data = self.git.read_blobs([version.blob])[version.blob]
             prompt = load_prompt_bytes(data, version.name, f"{self.relpath(version.name)}@{version.short}")
-            if len(self._prompts) > 1024:
+            if len(self._prompts) > MAX_PROMPTS_CACHED:
                 self._prompts.clear()
             self._prompts[key] = prompt
         return prompt
+
+    def preload(self, versions: list[Version]) -> list[Problem]:
+        """Load many versions with one `git cat-file` (see `load`); the problems of those that do not validate."""
+        missing = sorted({v.blob for v in versions if (v.name, v.blob) not in self._prompts})
+        blobs = self.git.read_blobs(missing) if missing else {}
+        problems: list[Problem] = []
+        for version in versions:
+            key = (version.name, version.blob)
+            if key in self._prompts or version.blob not in blobs:
+                continue
+            try:
+                self._prompts[key] = load_prompt_bytes(blobs[version.blob], version.name,
+                                                       f"{self.relpath(version.name)}@{version.short}")
+            except PromptInvalid as exc:
+                problems += exc.problems
+        return problems
 
     def draft(self, name: str) -> Resolved:
         """The working-tree file of `name`, validated."""
@@ -189,16 +275,18 @@ class PromptStore:
         prompt = Workspace(self.repo, self.prompts_dir).load(name)
         return Resolved(name, prompt, None, True, None, False)
 
-    def resolve(self, ref: str, *, default: Default = "approved", serve_drafts: bool = False) -> Resolved:
+    def resolve(self, ref: str, *, default: Default = "approved", serve_drafts: bool = False,
+                at: str | None = None) -> Resolved:
         """Resolve `NAME` or `NAME@SELECTOR` (see promptops.refs) to a prompt and its version.
 
         A bare name means `default`; "approved" is the `production` label when the prompt has
         one, else the newest approved version. `NAME@LABEL` is the version that label points at.
         `@draft` (the working-tree file) is allowed only when default is "draft" (CLI authors) or
-        `serve_drafts` is set.
+        `serve_drafts` is set. `at` resolves as of that commit of the serving branch instead of
+        its newest (the gateway's last good head while the newest does not validate).
         """
         with self._lock:
-            return self.resolver.resolve(ref, default, serve_drafts)
+            return self.resolver.resolve(ref, default, serve_drafts, at)
 
     # -- labels -------------------------------------------------------------------------------------
 
@@ -362,7 +450,9 @@ class PromptStore:
 
         `base_commit` is the commit of the version the editor started from (None for a new
         prompt); if another save got there first, Conflict says which version is current.
-        Only this prompt's path is committed; other staged changes are left alone.
+        Only this prompt's path is committed; other staged changes are left alone. On the
+        checked-out branch the file and its index entry follow the commit; where git's index
+        cannot be updated (a stale `.git/index.lock`), StoreError and nothing is committed.
         """
         check_name(name)
         relpath = self.relpath(name)
@@ -384,13 +474,14 @@ class PromptStore:
             if current is not None and blob_sha(data, len(current.blob)) == current.blob:
                 return current
             on_checkout = self.history.refname is None or self.git.checked_out() == self.history.refname
-            if on_checkout:
-                self._refuse_overwriting_a_draft(relpath, current, data, len(head or "") or 40)
             ref = self.history.refname or "HEAD"
-            blob = commit_file(self.git, self.history.gitdir, ref, relpath, data, head, author=author_name,
-                               email=author_email, message=message or f"Update prompt {name}")
-            if on_checkout:
-                sync_worktree(self.git, self.repo, relpath, data, blob)
+            # Checked out: git's index lock is taken before anything is written and held to the end, so the
+            # index checked for drafts is the one replaced, and one git cannot update fails uncommitted.
+            with IndexLock(self.git, self.repo) if on_checkout else contextlib.nullcontext() as index:
+                if index is not None:
+                    self._refuse_overwriting_a_draft(relpath, current, data, len(head or "") or 40)
+                commit_file(self.git, self.history.gitdir, ref, relpath, data, head, author=author_name,
+                            email=author_email, message=message or f"Update prompt {name}", index=index)
             self.refresh()
             return self.versions_at(name, self.history.head())[-1]
 

@@ -6,7 +6,9 @@ revoked it and why sits next to it). Tags are repository-wide, so a revoked
 version is unapproved on every branch and in every clone that fetches tags.
 
 Tags are read with one `git for-each-ref` and re-read only when the tag directory
-of that prompt or `packed-refs` changes (a stat per lookup).
+of that prompt or `packed-refs` changes (a stat per lookup). A reftable repository has
+neither (its refs live in binary tables), so there the key is the table list, which
+changes on every ref update.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from promptops.errors import Forbidden, PromptOpsError, StoreError
-from promptops.store.git import Git, last_line
+from promptops.store.git import Git, last_line, reftable_key, uses_reftable
 from promptops.store.history import stat_key
 from promptops.store.model import Version
 
@@ -77,13 +79,19 @@ class Approvals:
         self.common = common
         self._marks: dict[str, Marks] | None = None
         self._snapshot: dict[str, Any] = {}
-        self._packed: tuple[int, int, int] | None = None
+        self._packed: Any = None  # _shared() when the tags were last read
         self._signatures: dict[tuple[str, str], Signature] = {}
+        self.reftable = uses_reftable(common)
 
     def key(self, name: str) -> tuple[Any, ...]:
         """Changes whenever a tag of `name` is created, moved or deleted."""
-        return (stat_key(os.path.join(self.common, "packed-refs")),
-                stat_key(os.path.join(self.common, "refs", "tags", "prompts", name)))
+        # A reftable repository has no per-prompt folder to stat: any ref update makes every key stale.
+        return (self._shared(),
+                None if self.reftable else stat_key(os.path.join(self.common, "refs", "tags", "prompts", name)))
+
+    def _shared(self) -> Any:
+        """The part of every prompt's key that any tag change may touch: packed-refs, or the reftable stack."""
+        return reftable_key(self.common) if self.reftable else stat_key(os.path.join(self.common, "packed-refs"))
 
     def of(self, name: str) -> Marks:
         """The current tags of `name` (re-read when stale)."""
@@ -95,13 +103,16 @@ class Approvals:
         self._marks = None
 
     def _load(self) -> None:
+        # Checked on every re-read (not per lookup): `git refs migrate` converts a repository in place,
+        # and the tag folders and packed-refs it removes make the old key stale.
+        self.reftable = uses_reftable(self.common)
         root = os.path.join(self.common, "refs", "tags", "prompts")
         # Snapshot before reading, so a tag created meanwhile makes the snapshot stale, not the data.
         snapshot: dict[str, Any] = {}
         with contextlib.suppress(OSError):
             for entry in os.scandir(root):
                 snapshot[entry.name] = self.key(entry.name)
-        packed = stat_key(os.path.join(self.common, "packed-refs"))
+        packed = self._shared()  # in a reftable repository the folders above do not exist: this is the key
         out = self.git.run("for-each-ref", "--format=%(refname)%00%(objecttype)%00%(*objectname)%00%(objectname)",
                            "refs/tags/prompts/").decode(errors="replace")
         approved: dict[str, dict[int, str]] = {}

@@ -4,6 +4,12 @@ Reads and writes both go through :class:`Git`. The binary is faster to start tha
 importing GitPython (~70 ms) and every argument list is explicit, so nothing a user
 typed can be read as an option: callers put user-supplied revisions after
 ``--end-of-options`` (and refs are checked by :mod:`promptops.refs` first).
+
+The hot path reads loose ref files and ``packed-refs`` itself (microseconds, no
+subprocess). That is only valid for git's usual *files* ref backend: a repository made
+with ``git init --ref-format=reftable`` (git >= 2.45) keeps every ref, HEAD included, in
+binary tables under ``reftable/``, where :func:`uses_reftable` says so and refs are read
+through git, re-read only when :func:`reftable_key` changes.
 """
 
 from __future__ import annotations
@@ -109,6 +115,39 @@ class Git:
     def checked_out(self) -> str | None:
         """The branch ref HEAD points at (None when detached)."""
         return self.run("symbolic-ref", "--quiet", "HEAD", check=False).decode().strip() or None
+
+
+def uses_reftable(common: str) -> bool:
+    """True when the repository at git directory `common` stores its refs in reftable, not in ref files.
+
+    Checked once per store: the `reftable/` folder git creates, or `extensions.refStorage`
+    in the config (a repository whose folder was not created yet still says so there).
+    """
+    if os.path.isdir(os.path.join(common, "reftable")):
+        return True
+    try:
+        config = Path(common, "config").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(r"(?im)^\s*refstorage\s*=\s*\"?reftable\b", config) is not None
+
+
+def reftable_key(*gitdirs: str) -> bytes:
+    """What changes whenever a ref in these git directories' reftable stacks changes.
+
+    Every ref update (and every compaction) writes a new table, whose name carries its
+    update indexes and a random suffix, and atomically rewrites `tables.list`; so equal
+    contents mean no ref moved. Reading the few-line file costs microseconds, and unlike
+    its mtime it cannot miss two updates within one clock tick.
+    """
+    parts = []
+    for gitdir in dict.fromkeys(gitdirs):  # a linked worktree's own stack (its HEAD), then the shared one
+        try:
+            with open(os.path.join(gitdir, "reftable", "tables.list"), "rb") as handle:
+                parts.append(handle.read())
+        except OSError:
+            parts.append(b"")
+    return b"\0".join(parts)
 
 
 def last_line(stderr: bytes | str) -> str:

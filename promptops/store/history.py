@@ -8,7 +8,8 @@ a mode-only change is not a version. Renames are not followed.
 
 The pass is kept in memory and on disk (``.git/promptops/``), keyed by the branch
 head's SHA, and extended incrementally when the branch only moved forward. The
-branch head itself is read from the ref files, so a warm lookup runs no subprocess.
+branch head itself is read from the ref files, so a warm lookup runs no subprocess; a
+reftable repository has no ref files, so there git reads it, once per ref update.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from promptops.errors import StoreError
 from promptops.names import NAME_PATTERN, check_name
 from promptops.refs import check_selector
-from promptops.store.git import Git
+from promptops.store.git import Git, reftable_key, uses_reftable
 from promptops.workspace import atomic_write
 
 HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -140,6 +141,9 @@ class History:
         self.refname = self._branch_ref(branch) if branch else None
         self._snapshot: Snapshot | None = None
         self._packed: tuple[tuple[int, int, int] | None, dict[str, str]] = (None, {})
+        # Checked here, on forget() and when a ref file is missing (`git refs migrate` converts in place).
+        self.reftable = uses_reftable(self.common)
+        self._reftable_head: tuple[bytes, str | None] | None = None
 
     def _branch_ref(self, branch: str) -> str:
         check_selector(branch)
@@ -168,6 +172,8 @@ class History:
 
     def head(self) -> str | None:
         """The serving branch's commit, read from the ref files (no subprocess on the hot path)."""
+        if self.reftable:
+            return self._head_from_reftable()
         refname = self.refname
         if refname is None:
             with open(os.path.join(self.gitdir, "HEAD"), "rb") as handle:
@@ -179,8 +185,24 @@ class History:
             with open(os.path.join(self.common, refname), "rb") as handle:
                 data = handle.read().strip().decode(errors="replace")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return self.packed_refs().get(refname)
+            found = self.packed_refs().get(refname)
+            if found is None and uses_reftable(self.common):  # migrated since: only a stat on this rare path
+                self.reftable = True
+                return self._head_from_reftable()
+            return found
         return data if HEX.fullmatch(data) else self.git.rev_parse(refname)
+
+    def _head_from_reftable(self) -> str | None:
+        """The serving branch's commit in a reftable repository: asked of git, kept until a ref changes.
+
+        There `.git/HEAD` is a placeholder (`ref: refs/heads/.invalid`) and `refs/heads` a
+        file, so the ref files above would say the repository is empty.
+        """
+        key = reftable_key(self.gitdir, self.common)  # taken first: an update meanwhile makes the answer stale
+        cached = self._reftable_head
+        if cached is None or cached[0] != key:
+            cached = self._reftable_head = (key, self.git.rev_parse(self.refname or "HEAD"))
+        return cached[1]
 
     # -- histories ----------------------------------------------------------------------------------
 
@@ -209,6 +231,8 @@ class History:
     def forget(self) -> None:
         """Drop the in-memory snapshot (the disk cache stays valid: it is keyed by commit)."""
         self._snapshot = None
+        self._reftable_head = None
+        self.reftable = uses_reftable(self.common)
 
     def _log(self, rev: str) -> bytes:
         return self.git.run("log", "--first-parent", "--reverse", "--root", "--raw", "--no-renames", "--no-abbrev",

@@ -7,6 +7,7 @@ approved versions, nothing uncommitted overwritten when committing.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from promptops.errors import LabelRefused, ProtectedLabel, RefError
 from promptops.store.git import Git
 from promptops.store.labels import LABEL_RULE, Labels, is_label, parse
 from promptops.store.model import Version
-from promptops.store.saves import commit_file, sync_worktree
+from promptops.store.saves import IndexLock, commit_file
 
 if TYPE_CHECKING:
     from promptops.store import PromptStore
@@ -131,10 +132,10 @@ def promote(store: PromptStore, ref: str, label: str, *, commit: bool, author: t
 
 def _commit(store: PromptStore, git: Git, data: bytes, head: str | None, who: str, email: str, body: str) -> str:
     ref = store.history.refname or (git.checked_out() or "HEAD")
-    blob = commit_file(git, store.history.gitdir, ref, store.labels_relpath, data, head, author=who, email=email,
-                       message=body)
-    if _on_checkout(store):
-        sync_worktree(git, store.repo, store.labels_relpath, data, blob)
+    # Checked out: the index is locked first, so a move the index cannot follow is not committed (see saves).
+    with IndexLock(git, store.repo) if _on_checkout(store) else contextlib.nullcontext() as index:
+        commit_file(git, store.history.gitdir, ref, store.labels_relpath, data, head, author=who, email=email,
+                    message=body, index=index)
     return store.history.head() or ""
 
 

@@ -29,9 +29,9 @@ class Resolver:
     def forget(self) -> None:
         self._memo.clear()
 
-    def resolve(self, ref: str, default: Default, serve_drafts: bool) -> Resolved:
+    def resolve(self, ref: str, default: Default, serve_drafts: bool, at: str | None = None) -> Resolved:
         store = self.store
-        head = store.history.head()
+        head = store.history.head() if at is None else at
         memo_key = (ref, default, serve_drafts)
         hit = self._memo.get(memo_key)
         if hit is not None and hit[0] == (head, *store.approvals.key(hit[1].name)):

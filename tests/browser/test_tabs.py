@@ -30,7 +30,7 @@ class SlowService:
     def __init__(self) -> None:
         self.closed: list[str] = []
 
-    async def generate(self, prepared, endpoint):
+    async def generate(self, prepared, endpoint, caller=None):
         try:
             for n in range(3):
                 await asyncio.sleep(prepared.pause)
@@ -68,7 +68,8 @@ def test_race_streams_both_sides_at_once_and_closing_it_cancels_both():
     assert sorted(service.closed) == ["a", "b"]  # both generations were closed, so both Triton requests cancelled
 
 
-def test_compare_streams_two_pinned_versions_side_by_side(page, ui, screenshot):
+def test_compare_streams_two_pinned_versions_side_by_side(page, ui, sign_in, screenshot):
+    sign_in(page, ui["url"], roles=("editor",))  # v2 is not approved: only editors are served it
     page.goto(ui["url"] + "/?a=support@1&b=support@2")
     expect(page.get_by_role("tab", name="Compare")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#compare-a-version input")).to_have_value(re.compile(r"^v1 · approved"))

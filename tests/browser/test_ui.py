@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
+from promptops import chat
 from promptops.store import PromptStore
+from tests.browser.conftest import doc
 
 # Gradio's queue calls a pandas API that pandas 3 deprecates: not ours to fix.
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
@@ -25,7 +28,8 @@ def send(page, text: str) -> None:
     page.locator("#chat-send").click()
 
 
-def test_chat_streams_an_answer_from_a_chosen_version(page, ui, screenshot):
+def test_chat_streams_an_answer_from_a_chosen_version(page, ui, sign_in, screenshot):
+    sign_in(page, ui["url"], roles=("editor",))  # v2 is not approved: only editors are served it
     page.goto(ui["url"] + "/")
     expect(page.locator("#chat-version input")).to_have_value(re.compile("newest approved"))
     choose(page, "chat-version", "v2 · draft")
@@ -34,6 +38,28 @@ def test_chat_streams_an_answer_from_a_chosen_version(page, ui, screenshot):
     expect(log).to_contain_text("S2 hello browser")
     expect(log).to_contain_text("served support@2")
     screenshot(page, "chat")
+
+
+def test_chat_refuses_an_unapproved_version_to_nobody(page, ui):
+    page.goto(ui["url"] + "/")
+    choose(page, "chat-version", "v2 · draft")
+    send(page, "hello browser")
+    expect(page.locator("#chat-notice")).to_contain_text("approved versions of support: v1")
+    expect(page.locator("#chat-log")).not_to_contain_text("S2 hello browser")
+
+
+def test_chat_counts_against_the_callers_limit(page, repo, serve, monkeypatch):
+    monkeypatch.setattr(chat, "with_overrides", lambda prompt, overrides: {**prompt.config, **overrides})
+    repo.commit({"prompts/support.json": doc("S1 ")}, "support v1")
+    repo.git("tag", "-a", "-m", "approve", "prompts/support/v1")
+    url = serve(repo, max_concurrent_per_caller=1)
+    slow = {"prompt": "support", "message": "w " * 300, "stream": True, "config": {"delay_ms": 50}}
+    with httpx.stream("POST", f"{url}/v1/chat", json=slow, timeout=30) as held:  # this address's one slot
+        lines = held.iter_lines()  # kept: a dropped line iterator closes the connection
+        next(lines)
+        page.goto(url + "/")
+        send(page, "hello")
+        expect(page.locator("#chat-notice")).to_contain_text("generation requests in flight")
 
 
 def test_url_pins_the_version(page, ui):
@@ -136,9 +162,10 @@ def test_viewer_shows_history_and_a_diff(page, ui, screenshot):
     screenshot(page, "viewer")
 
 
-def test_first_run_answers_on_the_newest_draft_with_no_clicks(page, repo, serve, make_prompt, screenshot):
+def test_first_run_answers_on_the_newest_draft_with_no_clicks(page, repo, serve, make_prompt, sign_in, screenshot):
     repo.commit({"prompts/support.json": make_prompt(system="D1 ")}, "support v1")
-    page.goto(serve(repo) + "/")
+    sign_in(page, serve(repo), "Olive Owner")  # the link `promptops serve` prints: it lands on the chat
+    page.goto(page.url.split("?")[0].rstrip("/") + "/")
     expect(page.locator("#chat-notice")).to_contain_text("Chatting with draft v1 (not approved)")
     page.locator("#chat-message textarea").fill("first question")
     page.keyboard.press("Enter")

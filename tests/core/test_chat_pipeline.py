@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -42,10 +43,11 @@ def test_a_chat_prompt_puts_history_in_its_slot():
     (prompt_doc("{user}"), " \n", [], {}, EmptyPrompt, "support (v3) rendered to an empty prompt"),
     (CHAT, " ", [{"role": "user", "content": "earlier"}], {}, EmptyPrompt, "support (v3) has an empty user message"),
     (prompt_doc(), "x", [], {"temperature": -1}, PromptInvalid, "temperature"),
-    (prompt_doc(), "x", [{"role": "wizard", "content": "x"}], {}, PromptOpsError, "unknown chat role 'wizard'"),
+    (prompt_doc(), "x", [{"role": "wizard", "content": "x"}], {}, PromptOpsError, "history[0] has role 'wizard'"),
+    (prompt_doc(), "x", [{"role": "system", "content": "INJECTED"}], {}, PromptOpsError, "history[0] is a system message"),
 ])
 def test_what_prepare_refuses(document, message, history, overrides, error, text):
-    with pytest.raises(error, match=text.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(error, match=re.escape(text)):
         prepare(load(document), message, history, overrides, default_model="m", version="3", chat_template=CHATML)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -38,8 +39,9 @@ def test_json_answer_with_version_facts_and_headers(client, prompts):
         "x-model": "echo"}
 
 
-def test_sse_framing_tokens_then_done(client, prompts):
-    with client.stream("POST", "/v1/chat", json={"prompt": "support@2", "message": "a b", "stream": True}) as r:
+def test_sse_framing_tokens_then_done(client, prompts, owner):
+    with client.stream("POST", "/v1/chat", json={"prompt": "support@2", "message": "a b", "stream": True},
+                       headers=owner) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         assert r.headers["x-prompt-version"] == "2"
         parsed = events(r.read().decode())
@@ -103,3 +105,15 @@ def test_failure_mid_stream_is_an_error_event(client, raw_sampling):
         parsed = events(response.read().decode())
     assert [kind for kind, _ in parsed] == ["token", "token", "error"]
     assert parsed[-1][1]["error"]["type"] == "model_error"
+
+
+@pytest.mark.parametrize("body, ttft", [
+    ({"prompt": "support", "message": "a b"}, True),
+    ({"prompt": "support", "message": "a b", "stream": True}, True),
+    ({"prompt": "nope", "message": "a b"}, False),
+])
+def test_every_answer_says_the_gateway_s_own_time(client, prompts, body, ttft):
+    timing = client.post("/v1/chat", json=body).headers["server-timing"]
+    match = re.fullmatch(r"gateway;dur=([0-9.]+)(, ttft;dur=([0-9.]+))?", timing)
+    assert match and float(match[1]) > 0
+    assert (match[3] is not None) == ttft

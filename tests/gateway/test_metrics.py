@@ -14,11 +14,11 @@ def sample(text: str, metric: str, **labels: str) -> float:
     return 0.0
 
 
-def test_metrics_increase_per_prompt_version(client):
+def test_metrics_increase_per_prompt_version(client, owner):
     labels = {"prompt": "support", "version": "2", "endpoint": "chat"}
     before = client.get("/metrics").text
     for _ in range(3):
-        client.post("/v1/chat", json={"prompt": "support@2", "message": "x y"})
+        client.post("/v1/chat", json={"prompt": "support@2", "message": "x y"}, headers=owner)
     after = client.get("/metrics").text
     assert sample(after, "promptops_requests_total", **labels) - sample(before, "promptops_requests_total", **labels) == 3
     # The model's counts: "S2 x y" is 3 echo tokens read and 3 sent back, per request.

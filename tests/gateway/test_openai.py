@@ -11,11 +11,12 @@ from gateway.settings import GatewaySettings
 
 
 @pytest.fixture
-def oai(repo, prompts, echo_server):
+def oai(repo, prompts, echo_server, users):
+    token = users.add("Ed Editor", "ed@example.com", ["editor"])[1]  # pins to unapproved versions need one
     settings = GatewaySettings(repo=repo.path, triton_url=echo_server.grpc_url, default_model="echo",
                                admin_token=None, serve_drafts=False, store_url=None)
     with ServerThread(create_app(settings, ui=False)) as url:
-        with openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
+        with openai.OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0) as client:
             yield client
 
 

@@ -4,18 +4,20 @@ empty rendered prompts (422) and concurrent requests per caller (429 + Retry-Aft
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import httpx
 import pytest
 from rel_helpers import doc, sse_events
-from starlette.requests import Request
 
-from gateway.limits import caller_of, default_cap
+from gateway.limits import caller_key, default_cap
 from promptops import chat
+from promptops.users import User
 
 CHAT = {"prompt": "support", "message": "hello there"}
 ASK = [{"role": "user", "content": "hi"}]
+OLIVE = User("Olive Owner", "olive@example.com", frozenset({"editor"}))
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ def test_an_empty_rendered_prompt_is_a_422(repo, gateway, echo_server, path, bod
 
 
 @pytest.mark.parametrize("path, body", [("/v1/chat", CHAT), ("/v1/chat/completions", {"model": "support", "messages": ASK}),
-                                        ("/prompt", doc("S ", user="hi"))])
+                                        ("/prompt", doc("S1 ", user="hi"))])  # support v1: served to anyone
 def test_a_caller_over_its_limit_gets_429_while_another_is_served(gateway, echo_server, raw_sampling, path, body):
     client = gateway(echo_server.grpc_url, max_concurrent_per_caller=1)
     other = httpx.Client(base_url=client.base_url, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
@@ -103,12 +105,20 @@ def test_a_caller_over_its_limit_gets_429_while_another_is_served(gateway, echo_
     other.close()
 
 
-def test_a_caller_is_its_token_else_its_session_cookie_else_its_ip():
-    def key(ip, *headers):
-        return caller_of(Request({"type": "http", "client": (ip, 1), "headers": [
-            (name.encode(), value.encode()) for name, value in headers]}))
+def test_made_up_tokens_do_not_lift_the_limit(gateway, echo_server, raw_sampling):
+    client = gateway(echo_server.grpc_url, anonymous=True, max_concurrent_per_caller=1)
+    slow = {**CHAT, "message": "w " * 40, "stream": True, "config": {"delay_ms": 50}}
+    with client.stream("POST", "/v1/chat", json=slow) as held:  # holds this address's one slot
+        events = sse_events(held.iter_lines())
+        assert next(events)[0] == "token"
+        codes = [client.post("/v1/chat", json=CHAT, headers={"authorization": f"Bearer po_{secrets.token_hex(8)}"})
+                 .status_code for _ in range(10)]
+    assert codes == [429] * 10
 
-    token, cookie = ("authorization", "Bearer s3cret"), ("cookie", "promptops_session=abc")
-    assert key("10.0.0.1", token) == key("10.0.0.2", token, cookie) != key("10.0.0.1", cookie)
-    assert key("10.0.0.1", cookie) == key("10.0.0.2", cookie) != key("10.0.0.1") != key("10.0.0.2")
-    assert "s3cret" not in key("10.0.0.1", token) and len(key("10.0.0.1")) == 64
+
+@pytest.mark.parametrize("user, address, same_as", [
+    (None, "10.0.0.1", (None, "10.0.0.1")),
+    (OLIVE, "10.0.0.1", (OLIVE, "10.0.0.2")),
+])
+def test_a_caller_is_the_validated_person_else_the_address(user, address, same_as):
+    assert caller_key(user, address) == caller_key(*same_as) != caller_key(None, "10.0.0.3")

@@ -1,4 +1,5 @@
-"""The launcher's behaviour without a running server (fast; no serving environment needed)."""
+"""The launcher: first without a running server (fast; no serving environment needed), then the
+processes and ports of a real one (the echo model), faults injected by killing and holding ports."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import importlib.util
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 
 from promptops import triton
 from promptops.errors import TritonLaunchError
+from tests.conftest import ECHO_REPOSITORY, require_serving
+from tests.gateway.test_serve_cli import EmbeddedServe, wait_for
 
 
 @pytest.fixture
@@ -162,3 +171,91 @@ def test_older_prepared_snapshots_go_real_downloads_stay(weights):
     (snapshots / "download" / "config.json").write_text("{}")
     weights.prepare()
     assert sorted(p.name for p in snapshots.iterdir()) == sorted(["download", weights.prepare().name])
+
+
+@pytest.fixture
+def hold() -> Iterator[Callable[[], int]]:
+    """`hold()`: a port on 127.0.0.1 that something else listens on until the test ends."""
+    sockets: list[socket.socket] = []
+
+    def listen() -> int:
+        sockets.append(socket.create_server(("127.0.0.1", 0)))
+        return sockets[-1].getsockname()[1]
+
+    yield listen
+    for sock in sockets:
+        sock.close()
+
+
+def test_a_taken_port_that_was_set_is_an_error_naming_its_variable(monkeypatch, hold, config):
+    port = hold()
+    monkeypatch.setenv("PROMPTOPS_TRITON_GRPC_PORT", str(port))
+    config = triton.TritonConfig(runtime_dir=config.runtime_dir, python_env=config.python_env)
+    with pytest.raises(TritonLaunchError, match=f"port {port} on 127.0.0.1 is already in use") as info:
+        triton.TritonServer(config).start()
+    assert info.value.fix == "stop whatever listens there, or set PROMPTOPS_TRITON_GRPC_PORT to a free port"
+
+
+@pytest.mark.parametrize(("flag", "setting"), [("--port", "--port (or PROMPTOPS_PORT)"), (
+    "--triton-grpc-port", "PROMPTOPS_TRITON_GRPC_PORT (or --triton-grpc-port)")], ids=["gateway", "triton"])
+def test_serve_names_the_setting_of_a_taken_port(repo, hold, tmp_path, flag, setting):
+    port = hold()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTOPS_TRITON")}
+    result = subprocess.run([sys.executable, "-m", "promptops", "serve", "--no-ui", "--port",
+                             str(triton.free_ports(1)[0]), flag, str(port)], capture_output=True, text=True,
+                            env=env | {"PROMPTOPS_TRITON_DIR": str(tmp_path / "rt")}, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert f"Error: port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert f"fix: stop whatever listens there, or set {setting} to a free port" in result.stderr
+
+
+@pytest.fixture
+def echo_config(tmp_path) -> Iterator[triton.TritonConfig]:
+    """A real Triton's settings (the echo model, a tmp runtime folder); stopped after the test."""
+    require_serving()
+    http, grpc, metrics = triton.free_ports(3)
+    config = triton.TritonConfig(model_repositories=[ECHO_REPOSITORY], models=["echo"], http_port=http,
+                                 grpc_port=grpc, metrics_port=metrics, runtime_dir=tmp_path / "rt")
+    yield config
+    triton.down(config)
+
+
+def test_taken_default_ports_move_to_free_ones(echo_config, hold):
+    taken = {hold(), hold()}
+    echo_config.http_port, echo_config.grpc_port = taken  # defaults (not in fixed_ports), held by others
+    state = triton.up(echo_config, timeout=120)
+    assert state.ready and not {echo_config.http_port, echo_config.grpc_port} & taken
+    assert state.grpc_url == triton.local_grpc_url(echo_config) == echo_config.grpc_url
+
+
+@pytest.fixture
+def embedded(repo, tmp_path) -> Iterator[EmbeddedServe]:
+    """`promptops serve` with its own Triton (the echo model) in a repository with one commit."""
+    require_serving()
+    repo.commit({"README.md": "prompts live here\n"})
+    setup = EmbeddedServe(repo.path, tmp_path / "triton-runtime")
+    yield setup
+    setup.close()
+
+
+def gateway_ready(port: int) -> bool:
+    """The gateway on `port` answers /readyz 200 (Triton ready at its triton_url, the model loaded)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_a_sigkilled_triton_under_serve_leaves_no_zombie_and_no_stub(embedded):
+    process, port = embedded.start()
+    assert wait_for(lambda: gateway_ready(port), timeout=60), process.poll()
+    server = psutil.Process(triton.status(embedded.config).pid)
+    stubs = server.children(recursive=True)
+    assert [p.name() for p in stubs] == ["triton_python_backend_stub"]
+    server.kill()
+    assert wait_for(lambda: not any(p.is_running() for p in (server, *stubs)), timeout=5)  # a zombie runs too
+    status = subprocess.run([sys.executable, "-m", "promptops", "triton", "status"], env=embedded.env,
+                            capture_output=True, text=True, timeout=60)
+    assert f"exited (pid {server.pid}, " in status.stdout and status.returncode == 1
+    assert "killed by signal 9 (SIGKILL); 1 stub process cleaned up" in status.stdout
+    assert process.poll() is None  # the gateway stays up (503 until serve is restarted)

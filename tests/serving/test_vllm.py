@@ -165,7 +165,7 @@ def test_openai_usage_is_the_tokenizers_count_and_finish_reason_the_models(repo,
     template = "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"  # renders to TWO_PLUS_TWO
     repo.commit({"prompts/math.json": {"model": MODEL, "config": {"temperature": 0}, "template": template}})
     settings = GatewaySettings(repo=repo.path, triton_url=vllm_server.grpc_url, default_model=MODEL,
-                               admin_token=None, store_url=None)
+                               admin_token=None, store_url=None, serve_unreviewed=True)  # math@1 is not approved
     ask = {"model": "math@1", "messages": [{"role": "user", "content": "What is 2+2?"}]}
     with TestClient(create_app(settings, ui=False), base_url="http://127.0.0.1:7070") as client:
         answers = [client.post("/v1/chat/completions", json={**ask, "max_tokens": n}).json() for n in (3, 64)]

@@ -1,7 +1,16 @@
 """Deterministic test model with the vLLM backend's tensor contract (promptops/sampling.py).
 
 Tokenisation: the prompt split into whitespace-ended chunks (regex ``\\S+\\s*|\\s+``);
-one chunk is one token. The answer is the prompt's own tokens, so:
+one chunk is one token. The version folder is the model's folder as model.json names it
+(``"model": "."``): ``tokenizer.json`` there counts the same way for the `tokenizers` library
+(a Split pre-tokenizer on that regex, Python's ``\\s`` spelled out as a class, and a
+one-entry WordLevel vocabulary: each piece one token), so promptops/tokens.py counts prompts
+for echo as it does for a real model (tests/gateway/test_context_limits.py keeps the two equal);
+``config.json`` is there for the launcher's weights check. ``max_model_len`` in model.json is
+the context, kept as vLLM's engine keeps it: a prompt of that many tokens or more is an error,
+and the answer stops where prompt + answer fill the context (without ``max_tokens``: the rest
+of it). A copy without model.json (``echo_twin``) has no context limit. The answer is the
+prompt's own tokens, so:
 
 - ``num_input_tokens`` is the prompt's chunk count (a 0-d UINT32, as NVIDIA's backend sends it);
 - ``num_output_tokens`` counts the chunks sent (per streamed response: the delta, i.e. 1);
@@ -129,6 +138,17 @@ class TritonPythonModel:
     def initialize(self, args):
         self._threads = set()
         self._lock = threading.Lock()
+        model_json = Path(args["model_repository"]) / args["model_version"] / "model.json"
+        engine = json.loads(model_json.read_text()) if model_json.is_file() else {}
+        self._context = engine.get("max_model_len")  # None: no limit
+
+    def _check_context(self, tokens):
+        """vLLM's engine check (v1 input processor): a prompt must leave room for one token."""
+        context = self._context
+        if context is not None and len(tokens) >= context:
+            more = "" if len(tokens) > context else " plus the number of requested output tokens (at least 1)"
+            raise ValueError(f"The decoder prompt (length {len(tokens)}){more} is longer than the maximum "
+                             f"model length of {context}.")
 
     def execute(self, requests):
         for request in requests:
@@ -141,22 +161,25 @@ class TritonPythonModel:
                     raise ValueError("streaming is only supported with exclude_input_in_output=true")
                 returns = {flag: bool(_first(request, flag, False)) for flag in sampling.RETURN_FLAGS}
                 params = parse_sampling(_raw_sampling(request))
+                tokens = TOKEN.findall(prompt)
+                self._check_context(tokens)
             except Exception as exc:  # every input problem is the client's: answer, never crash
                 sender.send(_error_response(f"echo: {exc}"),
                             flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 continue
             thread = threading.Thread(target=self._answer, daemon=True,
-                                      args=(sender, prompt, stream, exclude, returns, params))
+                                      args=(sender, prompt, tokens, stream, exclude, returns, params))
             with self._lock:
                 self._threads.add(thread)
             thread.start()
         return None
 
-    def _answer(self, sender, prompt, stream, exclude, returns, params):
+    def _answer(self, sender, prompt, tokens, stream, exclude, returns, params):
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         try:
-            tokens = TOKEN.findall(prompt)
             limit = params.get("max_tokens", len(tokens) + 1)
+            if self._context is not None:  # the engine stops where prompt + answer fill the context
+                limit = min(params.get("max_tokens", self._context), self._context - len(tokens))
             chunks = tokens[:limit]
             reason = "length" if len(chunks) == limit else "stop"
             common = {"num_input": len(tokens), "logprobs": "logprobs" in params}
