@@ -22,11 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import print_table  # noqa: E402
 
-from promptops import triton  # noqa: E402
 from promptops.evaluation.assertions import Tools  # noqa: E402
-from promptops.inference import InferenceClient  # noqa: E402
-from promptops.prompt import Prompt  # noqa: E402
-from promptops.testing import Target, run_tests  # noqa: E402
+from promptops.evaluation.runner import Target, run_tests  # noqa: E402
+from promptops.prompt.model import Prompt  # noqa: E402
+from promptops.triton import launcher as triton  # noqa: E402
+from promptops.triton.client import InferenceClient  # noqa: E402
 
 ECHO_REPOSITORY = triton.REPO_ROOT / "tests" / "model_repository"
 

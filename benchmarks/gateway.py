@@ -6,7 +6,7 @@ Three paths per measure:
 - direct: echo rows: a bare `tritonclient.grpc.aio` stream (one long-lived stream per client, the same
   inputs and return flags the gateway sends); LLM rows: vLLM's engine in-process, alone on the machine
   (benchmarks/serving.py's engine script, in .venv-serve).
-- promptops client: `promptops.inference.InferenceClient.stream_events`, what the gateway itself calls
+- promptops client: `promptops.triton.client.InferenceClient.stream_events`, what the gateway itself calls
   (one gRPC stream per request, usage flags). Not a target; it shows where the difference comes from.
 - gateway: `promptops serve --no-ui` in its own process (uvicorn), on loopback (generation is open there;
   nothing here writes, so no credential is needed). Echo: `POST /v1/chat` streamed (SSE); LLM: `POST
@@ -55,8 +55,8 @@ sys.path.insert(0, str(ROOT))
 
 from _timing import print_table  # noqa: E402
 
-from promptops import triton  # noqa: E402
-from promptops.inference import USAGE_FLAGS, InferenceClient  # noqa: E402
+from promptops.triton import launcher as triton  # noqa: E402
+from promptops.triton.client import USAGE_FLAGS, InferenceClient  # noqa: E402
 
 ECHO_MESSAGE = "a b c"  # the echo model answers it in 3 chunks
 GATEWAY_CPU_US = 1000  # the gateway process's CPU per echo request, target (docs/gateway.md)

@@ -3,7 +3,7 @@
 1. The embedded model (SmolLM2-135M, greedy, fixed length): tokens/s and time to
    first token of vLLM's engine called in-process (run with .venv-serve's Python
    as a subprocess) versus the same engine inside Triton through
-   `promptops.inference.InferenceClient`. Single stream and 4 concurrent streams.
+   `promptops.triton.client.InferenceClient`. Single stream and 4 concurrent streams.
 2. A tiny streamed echo request (3 chunks): p50/p99 latency through the promptops
    client versus a bare `tritonclient.grpc` stream.
 
@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from promptops import triton
-from promptops.inference import InferenceClient, run_sync
+from promptops.triton import launcher as triton
+from promptops.triton.client import InferenceClient, run_sync
 
 MODEL = "smollm2-135m"
 PROMPT = "<|im_start|>user\nWrite a long story about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n"
@@ -70,7 +70,7 @@ asyncio.run(main())
 
 def engine_args() -> dict:
     """model.json of the embedded model, adapted the way the CPU backend does (GPU-only keys dropped)."""
-    from promptops import sampling
+    from promptops.prompt import sampling
 
     raw = json.loads((triton.REPO_ROOT / "model_repository" / MODEL / "1" / "model.json").read_text())
     args = {k: v for k, v in raw.items()

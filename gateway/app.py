@@ -26,10 +26,9 @@ from gateway.routes import store as store_routes  # `store` is the PromptStore i
 from gateway.routes.embeddings import router as embeddings_router
 from gateway.serving import Service
 from gateway.settings import GatewaySettings, get_settings
-from promptops import remote
 from promptops.errors import PromptOpsError
-from promptops.inference import InferenceClient
-from promptops.store import PromptStore, open_store
+from promptops.store import PromptStore, open_store, remote
+from promptops.triton.client import InferenceClient
 
 log = logging.getLogger("gateway")
 

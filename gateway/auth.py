@@ -34,8 +34,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import errors
 from gateway.errors import Unauthorized
 from gateway.settings import GatewaySettings, host_name
+from promptops.config.users import ROLES, User, Users
 from promptops.errors import Forbidden, PromptOpsError
-from promptops.users import ROLES, User, Users
 
 COOKIE = "promptops_session"
 SESSION_TTL_S = 7 * 24 * 3600

@@ -13,8 +13,8 @@ from gateway.errors import Unauthorized
 from gateway.limits import address_of
 from gateway.serving import Service
 from gateway.settings import GatewaySettings, get_settings
+from promptops.config.users import User
 from promptops.errors import Forbidden
-from promptops.users import User
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 

@@ -6,7 +6,7 @@
   model's `max_model_len` from its `model.json` (the context the engine was started with), else 2048.
 - `max_history_turns` (PROMPTOPS_MAX_HISTORY_TURNS, default 200, 0: unlimited): more past turns are refused
   with 422 naming both numbers; then a prompt that cannot fit the model's context with the answer it asks
-  for, counted with the model's own tokenizer, is refused with 422 naming the numbers (promptops/tokens.py).
+  for, counted with the model's own tokenizer, is refused with 422 naming the numbers (promptops/prompt/tokens.py).
 - `max_concurrent_per_caller` (PROMPTOPS_MAX_CONCURRENT, 0: unlimited): a caller is the signed-in person
   (a token or session that validated), else the client address; an unknown token is nobody. One more
   generation request than the limit is answered 429 with `Retry-After`; a stream holds its slot until it
@@ -29,8 +29,8 @@ from pathlib import Path
 from starlette.requests import Request
 
 from gateway.errors import HistoryTooLong, TooManyRequests
-from promptops.tokens import model_context
-from promptops.users import User
+from promptops.config.users import User
+from promptops.prompt.tokens import model_context
 
 DEFAULT_MAX_TOKENS = 2048
 RETRY_AFTER_S = 1  # slots free when a generation ends: usually within a second for short answers
@@ -39,7 +39,7 @@ RETRY_AFTER_S = 1  # slots free when a generation ends: usually within a second 
 def model_repositories() -> list[Path]:
     """Where the local Triton's models live (PROMPTOPS_MODEL_REPOSITORY, else the project's model_repository/)."""
     from promptops.errors import TritonLaunchError
-    from promptops.triton import REPO_ROOT, TritonConfig
+    from promptops.triton.launcher import REPO_ROOT, TritonConfig
 
     try:
         return list(TritonConfig().model_repositories)

@@ -23,18 +23,18 @@ from gateway.errors import MaxTokensOverCap, type_of
 from gateway.limits import CallerLimits, Gate, default_cap
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
-from promptops import chat, remote
+from promptops import chat
 from promptops.chat import Answer, Prepared, to_turns
+from promptops.config.users import User
 from promptops.errors import PromptOpsError
-from promptops.inference import InferenceClient
 from promptops.policy import ServingPolicy
-from promptops.prompt import Prompt
-from promptops.refs import parse_ref
-from promptops.store import PromptStore, Resolved
+from promptops.prompt.model import Prompt
+from promptops.store import PromptStore, Resolved, remote
 from promptops.store.catalog import content_key
 from promptops.store.live import LiveCatalog
+from promptops.store.refs import parse_ref
 from promptops.store.resolve import Default
-from promptops.users import User
+from promptops.triton.client import InferenceClient
 
 
 def headers(prepared: Prepared) -> dict[str, str]:
@@ -139,7 +139,7 @@ class Service:
         context with the answer it asks for, counted with the model's own tokenizer (ContextTooLong): 422s,
         before Triton. `history_turns`: how many past turns the caller sent (0: not counted)."""
         from gateway.limits import check_history_turns  # imported here: this method's body is all this change
-        from promptops import tokens
+        from promptops.prompt import tokens
 
         asked, model, source = prepared.sampling.get("max_tokens"), prepared.model, prepared.source
         if isinstance(asked, int) and asked > (cap := self.max_tokens_cap(model)):

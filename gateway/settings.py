@@ -2,7 +2,7 @@
 
 The fields are declared once, here and in :class:`promptops.settings.Settings`; reading the
 environment (types, accepted forms, one error message per bad value) is
-:func:`promptops.settings.from_env`'s job.
+:func:`promptops.config.reader.from_env`'s job.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from promptops.settings import Duration, Settings, env, from_env
+from promptops.config.reader import from_env
+from promptops.config.settings import Duration, Settings, env
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 

@@ -2,7 +2,7 @@
 
 Every door that sends a prompt to the model goes through here: the gateway (`gateway/serving.py`,
 which adds metrics, per-caller limits and the max_tokens cap on top), the Gradio UI (through the
-gateway's Service), `promptops chat` and the test runner (`promptops.testing.run_tests`, and so
+gateway's Service), `promptops chat` and the test runner (`promptops.evaluation.runner.run_tests`, and so
 `promptops test` and `promptops review --outputs`). It prints nothing and imports no web or CLI
 framework.
 
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
-from promptops.inference import Completion
-from promptops.prompt import Prompt, dump_document
-from promptops.render import ChatTemplateSource, Turn, chat_messages, render
+from promptops.prompt.model import Prompt, dump_document
+from promptops.prompt.render import ChatTemplateSource, Turn, chat_messages, render
+from promptops.triton.client import Completion
 
 if TYPE_CHECKING:
     from promptops.store import Resolved
@@ -44,7 +44,7 @@ MESSAGE_ROLES = ("user", "assistant")  # roles of past turns and OpenAI-style `m
 
 
 class EventStreamer(Protocol):
-    """What the pipeline needs from an inference client (promptops.inference.InferenceClient)."""
+    """What the pipeline needs from an inference client (promptops.triton.client.InferenceClient)."""
 
     def stream_events(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
                       logprobs: bool = False, timeout_s: float | None = None
@@ -148,7 +148,7 @@ def with_overrides(prompt: Prompt, overrides: Mapping[str, Any]) -> Mapping[str,
     """The prompt's sampling config with `overrides` applied, validated by the prompt schema."""
     if not overrides:
         return prompt.config
-    from promptops.schema import check_bytes, encode_text
+    from promptops.prompt.schema import check_bytes, encode_text
 
     document = dict(prompt.document)
     document["config"] = {**dict(document.get("config", {})), **overrides}

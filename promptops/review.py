@@ -16,21 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptops.diff import PromptDiff, diff_changes, diff_prompts
-from promptops.diff import to_json as diff_json
-from promptops.diff import to_markdown as diff_markdown
-from promptops.diff import to_text as diff_text
 from promptops.errors import Problem, PromptInvalid, PromptOpsError
 from promptops.evaluation.assertions import JUDGE_PROMPT, Tools
 from promptops.evaluation.datasets import DatasetError
-from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
-from promptops.prompt import Prompt
-from promptops.schema import check_bytes, json_path
-from promptops.store import Change, LabelMove, PromptStore
-from promptops.store.changes import commit_of
-from promptops.store.labels import check_policy, parse
-from promptops.store.model import Version
-from promptops.testing import (
+from promptops.evaluation.runner import (
     EMBEDDING_MODEL,
     Target,
     TextStreamer,
@@ -41,6 +30,17 @@ from promptops.testing import (
     run_tests,
     with_cases_of,
 )
+from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
+from promptops.prompt.diff import PromptDiff, diff_changes, diff_prompts
+from promptops.prompt.diff import to_json as diff_json
+from promptops.prompt.diff import to_markdown as diff_markdown
+from promptops.prompt.diff import to_text as diff_text
+from promptops.prompt.model import Prompt
+from promptops.prompt.schema import check_bytes, json_path
+from promptops.store import Change, LabelMove, PromptStore
+from promptops.store.changes import commit_of
+from promptops.store.labels import check_policy, parse
+from promptops.store.model import Version
 
 MARKER = "<!-- promptops-review -->"
 GITHUB_COMMENT_LIMIT = 65_536

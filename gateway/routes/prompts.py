@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import ApproverDep, DeployerDep, EditorDep, ServiceDep, SettingsDep
 from gateway.serving import Service, to_turns
-from promptops import diff as prompt_diff
 from promptops.errors import Forbidden, RefError, VersionNotFound
-from promptops.names import check_name
-from promptops.refs import check_selector
-from promptops.render import render
+from promptops.prompt import diff as prompt_diff
+from promptops.prompt.names import check_name
+from promptops.prompt.render import render
 from promptops.store import LabelChange, Resolved, Version
+from promptops.store.refs import check_selector
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
 
@@ -96,10 +96,10 @@ def _version(version: Version | None) -> dict[str, Any] | None:
     return None if version is None else version.to_dict()
 
 
-def shown(resolved: Resolved) -> dict[str, Any]:
+def shown(resolved: Resolved, default_model: str | None = None) -> dict[str, Any]:
     """A resolved prompt as the API shows it: version facts, the document, the rendered template."""
     try:
-        rendered = render(resolved.prompt)
+        rendered = render(resolved.prompt, default_model=default_model)
     except Exception as exc:  # a template that needs caller variables still shows, with the reason
         rendered = f"<cannot render without variables: {exc}>"
     return {"name": resolved.name, "version": _version(resolved.version), "draft": resolved.draft,
@@ -131,7 +131,7 @@ def get_prompt(name: str, service: ServiceDep, settings: SettingsDep,
                ref: str | None = Query(None, description="3, staging (a label), head, approved, a commit SHA "
                                                          "or a tag")) -> dict[str, Any]:
     """One prompt: the version its `production` label or else its newest approval names, or the version `ref` names."""
-    return shown(service.resolve(_ref(name, ref), serve_drafts=settings.serve_drafts))
+    return shown(service.resolve(_ref(name, ref), serve_drafts=settings.serve_drafts), settings.default_model)
 
 
 def _versions(service: Service, name: str) -> list[Version]:
@@ -201,7 +201,8 @@ def get_diff(name: str, service: ServiceDep, settings: SettingsDep,
 def post_render(name: str, body: RenderRequest, service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
     """The exact text the model would receive."""
     resolved = service.resolve(_ref(name, body.ref), serve_drafts=settings.serve_drafts)
-    text = render(resolved.prompt, body.variables, to_turns([t.model_dump() for t in body.history]))
+    text = render(resolved.prompt, body.variables, to_turns([t.model_dump() for t in body.history]),
+                  default_model=settings.default_model)
     return {"name": name, "version": _version(resolved.version), "commit": resolved.commit, "text": text}
 
 

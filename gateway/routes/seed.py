@@ -23,7 +23,7 @@ from gateway.errors import error_response
 from gateway.routes.chat import complete
 from gateway.serving import headers
 from promptops.errors import PromptInvalid, PromptOpsError
-from promptops.schema import check_bytes
+from promptops.prompt.schema import check_bytes
 
 router = APIRouter(tags=["seed"])
 SEED_NAME = "seed"

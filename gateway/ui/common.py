@@ -7,11 +7,11 @@ from typing import Any
 
 from gateway.auth import Auth, ui_caller
 from gateway.serving import Service
+from promptops.config.users import User
 from promptops.errors import PromptInvalid, PromptOpsError
-from promptops.refs import parse_ref
 from promptops.store import Resolved, Version
+from promptops.store.refs import parse_ref
 from promptops.store.resolve import SERVING_LABEL
-from promptops.users import User
 
 GetService = Callable[[], Service]
 Choices = list[tuple[str, str]]

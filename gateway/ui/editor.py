@@ -16,10 +16,10 @@ import gradio as gr
 from gateway.auth import Auth, read_only, ui_caller
 from gateway.settings import GatewaySettings
 from gateway.ui.common import GetService, describe_error, prompt_names
+from promptops.config.users import User
 from promptops.errors import PromptOpsError
-from promptops.prompt import SEED_TEMPLATE, dump_document
-from promptops.schema import check_bytes
-from promptops.users import User
+from promptops.prompt.model import SEED_TEMPLATE, dump_document
+from promptops.prompt.schema import check_bytes
 
 # {"name": str, "commit": str, "number": int} of the version being edited; None for a new prompt
 Base = dict[str, Any] | None

@@ -24,7 +24,7 @@ from gateway.ui.common import GetService, describe_error, prompt_names, versions
 from gateway.ui.editor import acting
 from promptops.errors import PromptOpsError
 from promptops.evaluation.runs import RunRecord, list_runs, load_run, save_run
-from promptops.prompt import Prompt
+from promptops.prompt.model import Prompt
 from promptops.store import Resolved
 
 RUN_HEADERS = ["run", "when (UTC)", "version", "model", "pass rate", "cases"]
@@ -48,12 +48,12 @@ async def run_version_tests(service: Service, resolved: Resolved, on_case: OnCas
     """Run the version's test cases (inline and dataset rows, read at its commit) on its model(s), save one run
     record per model and return them.
 
-    The one call into the test runner (`promptops.testing.run_tests`, which returns the records and saves
+    The one call into the test runner (`promptops.evaluation.runner.run_tests`, which returns the records and saves
     nothing). `python` assertions are not run here (`python_checks=False`): the gateway does not execute
     code from the repository; `promptops test` does.
     """
     from promptops.evaluation.assertions import JUDGE_PROMPT, Tools
-    from promptops.testing import Target, commit_opener, embedder, judge_for, run_tests
+    from promptops.evaluation.runner import Target, commit_opener, embedder, judge_for, run_tests
 
     default = service.settings.default_model
     opener = commit_opener(service.store.git, resolved.commit) if resolved.commit else None

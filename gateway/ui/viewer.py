@@ -7,9 +7,9 @@ from typing import Any
 import gradio as gr
 
 from gateway.ui.common import GetService, describe_error, prompt_names, version_choices
-from promptops import diff as prompt_diff
 from promptops.errors import PromptOpsError
-from promptops.render import render
+from promptops.prompt import diff as prompt_diff
+from promptops.prompt.render import render
 from promptops.store import PromptStore
 
 HISTORY_HEADERS = ["version", "approved", "labels", "commit", "author", "date", "message", "tag"]
@@ -83,7 +83,7 @@ def build_viewer(get: GetService) -> dict[str, Any]:
         except PromptOpsError as exc:
             return "", "", describe_error(exc)
         try:
-            text = render(resolved.prompt)
+            text = render(resolved.prompt, default_model=get().settings.default_model)
         except PromptOpsError as exc:
             text = f"(needs variables to render: {exc.message})"
         return resolved.prompt.to_json(), text, ""

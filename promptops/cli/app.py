@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from promptops.settings import Settings, from_env
-
 app = typer.Typer(
     name="promptops",
     help="Prompts as code: validate, version, approve, test and serve LLM prompts kept in git.",
@@ -33,29 +31,8 @@ def configure(
     ctx.obj = {"repo": repo.resolve() if repo else None, "prompts_dir": prompts_dir, "triton_url": triton_url}
 
 
-def workspace_paths(ctx: typer.Context) -> tuple[Path, str]:
-    """(repository, prompts directory) from the global options alone: what file-only commands need."""
-    from promptops.settings import find_repo_root
-
-    obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
-        return obj.repo, obj.prompts_dir
-    options = obj or {}
-    return options.get("repo") or find_repo_root(), options.get("prompts_dir") or "prompts"
-
-
-def settings(ctx: typer.Context) -> Settings:
-    """The settings: `PROMPTOPS_*` variables with the global options on top (built once per command)."""
-    root = ctx.find_root()
-    if isinstance(root.obj, Settings):
-        return root.obj
-    options = {k: v for k, v in (root.obj or {}).items() if v is not None}
-    root.obj = from_env(Settings, **options)
-    return root.obj
-
-
-# Imported last: the command modules import `settings` from here. Each adds its commands to `app`.
-from promptops.cli import prompts, review, serve, serving, users, versions  # noqa: E402
+# Each command module adds its commands to `app`; they read the options through promptops.cli.context.
+from promptops.cli import prompts, review, serve, serving, users, versions  # noqa: E402  (after `app` exists)
 
 for _module in (prompts, versions, serving, review, serve, users):
     _module.register(app)

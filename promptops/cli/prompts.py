@@ -18,8 +18,8 @@ from promptops.errors import Problem, PromptInvalid, PromptOpsError, TemplateErr
 
 
 def _workspace(ctx: typer.Context) -> Any:
-    from promptops.cli.app import workspace_paths
-    from promptops.workspace import Workspace
+    from promptops.cli.context import workspace_paths
+    from promptops.store.workspace import Workspace
 
     return Workspace(*workspace_paths(ctx))
 
@@ -46,7 +46,7 @@ def _read_at_file(value: str) -> str:
 
 def load_history(path: Path | None) -> list[Any]:
     """A JSON list of {role, content} turns."""
-    from promptops.render import Turn
+    from promptops.prompt.render import Turn
 
     if path is None:
         return []
@@ -82,7 +82,7 @@ def new(ctx: typer.Context,
         name: Annotated[str, typer.Argument(help="Prompt name (file stem).")],
         from_: Annotated[Optional[str], typer.Option("--from", help="Copy this existing prompt.")] = None) -> int:
     """Create prompts/NAME.json: a chat prompt (system + {user}) for the model's chat template, or a copy (--from)."""
-    from promptops.prompt import NEW_PROMPT
+    from promptops.prompt.model import NEW_PROMPT
 
     ws = _workspace(ctx)
     source = dict(ws.load(from_).document) if from_ else NEW_PROMPT
@@ -102,7 +102,7 @@ def edit(ctx: typer.Context,
          name: Annotated[str, typer.Argument(help="Prompt to edit.")],
          set_: Annotated[Optional[list[str]], typer.Option("--set", help="PATH=VALUE (or PATH=@file); no editor.")] = None) -> int:
     """Edit a prompt in $EDITOR (or with --set); invalid results are never written."""
-    from promptops.schema import check_bytes
+    from promptops.prompt.schema import check_bytes
 
     ws = _workspace(ctx)
     original = ws.read_bytes(name)
@@ -110,7 +110,7 @@ def edit(ctx: typer.Context,
         document = json.loads(original)
         for assignment in set_:
             apply_set(document, assignment)
-        from promptops.prompt import dump_document
+        from promptops.prompt.model import dump_document
 
         ws.write_text(name, dump_document(document))
         echo(f"Updated {ws.relpath(name)}")
@@ -157,8 +157,8 @@ def validate(ctx: typer.Context,
              format_: Annotated[str, typer.Option("--format", help="text, json or github.")] = "text",
              cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Skip files unchanged since the last run.")] = True) -> int:
     """Check prompt files (JSON syntax, schema, placeholders, dataset files) and the labels file (versions, approval policy)."""
-    from promptops.cache import ValidationCache
-    from promptops.schema import check_file, schema_bytes
+    from promptops.prompt.schema import check_file, schema_bytes
+    from promptops.store.cache import ValidationCache
 
     if format_ not in ("text", "json", "github"):
         raise typer.BadParameter("use text, json or github", param_hint="--format")
@@ -218,7 +218,7 @@ def _dataset_problems(ws: Any, prompt: Any) -> list[Problem]:
 
 
 def _labels_display(ws: Any) -> str:
-    from promptops.workspace import labels_path
+    from promptops.store.workspace import labels_path
 
     return labels_path(ws.prompts_dir)
 
@@ -229,7 +229,7 @@ def _labels_file(ws: Any) -> Path:
 
 def _label_problems(ctx: typer.Context, path: Path, display: str) -> list[Problem]:
     """The labels file's problems; its versions and approvals come from git (HEAD's history)."""
-    from promptops.cli.app import settings
+    from promptops.cli.context import settings
     from promptops.store import open_store
 
     try:
@@ -241,7 +241,7 @@ def _label_problems(ctx: typer.Context, path: Path, display: str) -> list[Proble
 
 def list_(ctx: typer.Context) -> int:
     """List the prompts in the working tree."""
-    from promptops.schema import check_file
+    from promptops.prompt.schema import check_file
 
     ws = _workspace(ctx)
     rows = []
@@ -255,8 +255,8 @@ def list_(ctx: typer.Context) -> int:
 
 def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="NAME or NAME@REF.")]) -> int:
     """Print a prompt's JSON and its rendered template (a chat prompt through its model's chat template)."""
-    from promptops.chat_template import ChatTemplateError
-    from promptops.render import render
+    from promptops.prompt.chat_template import ChatTemplateError
+    from promptops.prompt.render import render
 
     prompt = _load(ctx, name)
     echo(prompt.to_json().rstrip("\n"))
@@ -270,7 +270,7 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="NAME or N
 
 def _default_model(ctx: typer.Context) -> str:
     """The model whose chat template renders chat prompts that name no `model`."""
-    from promptops.cli.app import settings
+    from promptops.cli.context import settings
 
     return settings(ctx).default_model
 
@@ -280,7 +280,7 @@ def render_cmd(ctx: typer.Context,
                var: Annotated[Optional[list[str]], typer.Option("--var", help="KEY=VALUE (or KEY=@file) overriding a field.")] = None,
                history: Annotated[Optional[Path], typer.Option("--history", help="JSON file of past turns [{role, content}].")] = None) -> int:
     """Print the exact prompt string that would be sent to the model (chat prompts: after its chat template)."""
-    from promptops.render import render
+    from promptops.prompt.render import render
 
     prompt = _load(ctx, name)
     text = render(prompt, parse_vars(var or []), load_history(history), default_model=_default_model(ctx))
@@ -291,7 +291,7 @@ def render_cmd(ctx: typer.Context,
 def _load(ctx: typer.Context, ref: str) -> Any:
     """Resolve NAME (the working-tree file) or NAME@REF (a committed version)."""
     if "@" in ref:
-        from promptops.cli.app import settings
+        from promptops.cli.context import settings
         from promptops.store import open_store
 
         return open_store(settings(ctx)).resolve(ref, default="draft").prompt

@@ -20,13 +20,13 @@ def review(ctx: typer.Context,
            junit: Annotated[Optional[Path], typer.Option("--junit", help="Write the head versions' (and new label targets') test results as JUnit XML.")] = None,
            timeout: Annotated[float, typer.Option("--timeout", help="Seconds per model request.")] = 120.0) -> int:
     """Report every changed prompt and moved label between two commits (exit 1 on invalid prompts or labels, blocked label moves or newly failing tests)."""
-    from promptops.cli.app import settings
+    from promptops.cli.context import settings
     from promptops.cli.serving import grpc_url
-    from promptops.inference import InferenceClient, run_sync
+    from promptops.evaluation.runner import junit_xml
+    from promptops.files import atomic_write
     from promptops.review import build_review, render_report
     from promptops.store import open_store
-    from promptops.testing import junit_xml
-    from promptops.workspace import atomic_write
+    from promptops.triton.client import InferenceClient, run_sync
 
     if format_ not in ("markdown", "json", "text"):
         raise typer.BadParameter("use markdown, json or text", param_hint="--format")

@@ -39,7 +39,7 @@ from promptops.cli.output import echo
 from promptops.errors import PromptOpsError
 
 if TYPE_CHECKING:  # imported when used: `promptops --help` must not pay for the launcher
-    from promptops.triton import TritonExit, TritonServer
+    from promptops.triton.launcher import TritonExit, TritonServer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The flag of `serve` that sets each port of the embedded Triton (named in port errors).
@@ -134,7 +134,7 @@ def _start_triton(config: Any, stop: StopSignals) -> tuple[TritonServer | None, 
     Triton it started itself is simpler to reason about; the cost is one cold start (~3 s with a
     small model, ~25 s with vLLM).
     """
-    from promptops import triton
+    from promptops.triton import launcher as triton
 
     current = triton.status(config)
     if current.orphaned:
@@ -155,8 +155,8 @@ def _start_triton(config: Any, stop: StopSignals) -> tuple[TritonServer | None, 
 
 def _gateway_settings(ctx: typer.Context, **changes: Any) -> Any:
     from gateway.settings import GatewaySettings
-    from promptops.cli.app import settings
-    from promptops.settings import from_env
+    from promptops.cli.context import settings
+    from promptops.config.reader import from_env
 
     core = settings(ctx)
     return from_env(GatewaySettings, repo=core.repo, prompts_dir=core.prompts_dir, **changes)
@@ -176,8 +176,8 @@ def _owner(repo: Any) -> tuple[str, str]:
 def sign_in_link(settings: Any) -> str:
     """`http://127.0.0.1:7070/signin?token=...` for the local owner (their token is created once, then reused)."""
     from gateway.settings import host_name, is_wildcard
+    from promptops.config.users import Users, local_token
     from promptops.errors import PromptOpsError
-    from promptops.users import Users, local_token
 
     users = Users(settings.users_file)
     name, email = _owner(settings.repo)
@@ -190,7 +190,7 @@ def sign_in_link(settings: Any) -> str:
 
 
 def _duration(text: str) -> float:
-    from promptops.settings_env import parse_duration
+    from promptops.config.reader import parse_duration
 
     try:
         return parse_duration(text)
@@ -212,9 +212,9 @@ def serve(ctx: typer.Context,
           ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Mount the Gradio UI at /.")] = True) -> int:
     """Serve prompts: Triton + the HTTP/OpenAI gateway + the UI on http://127.0.0.1:7070."""
     from gateway.settings import is_loopback
-    from promptops import triton
-    from promptops.cli.app import settings as core_settings
+    from promptops.cli.context import settings as core_settings
     from promptops.cli.serving import triton_config
+    from promptops.triton import launcher as triton
 
     url = triton_url or core_settings(ctx).triton_url
     if triton.port_in_use(host, port):  # before Triton's start (~30 s), not after it
@@ -271,7 +271,7 @@ def run(settings: Any, stop: StopSignals | None = None) -> None:
     try:
         server.run()
     except SystemExit:
-        from promptops.triton import port_in_use
+        from promptops.triton.launcher import port_in_use
 
         # uvicorn exits when it cannot bind: the port was taken after the check in `serve`.
         if not server.started and port_in_use(settings.host, settings.port):

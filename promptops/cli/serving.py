@@ -17,7 +17,7 @@ triton_app = typer.Typer(help="Run the local Triton server (real tritonserver + 
 
 
 def _settings(ctx: typer.Context) -> Any:
-    from promptops.cli.app import settings
+    from promptops.cli.context import settings
 
     return settings(ctx)
 
@@ -29,7 +29,7 @@ def triton_config(ctx: typer.Context, ports: dict[str, int | None] | None = None
     `ports` given as flags (not None) are fixed, like those set by their variables: a taken one is an
     error naming `port_flags` (the command's flag per port field); the defaults move when taken.
     """
-    from promptops.triton import TritonConfig
+    from promptops.triton.launcher import TritonConfig
 
     given = {name: port for name, port in (ports or {}).items() if port is not None}
     config = TritonConfig(**given, **{k: v for k, v in overrides.items() if v is not None},
@@ -40,7 +40,7 @@ def triton_config(ctx: typer.Context, ports: dict[str, int | None] | None = None
 
 def grpc_url(ctx: typer.Context) -> str:
     """`--triton-url` when given, else the local server's gRPC address (where it runs: a default port may have moved)."""
-    from promptops.triton import local_grpc_url
+    from promptops.triton.launcher import local_grpc_url
 
     return _settings(ctx).triton_url or local_grpc_url(triton_config(ctx))
 
@@ -64,7 +64,7 @@ def up(ctx: typer.Context,
        metrics_port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Metrics port (default: PROMPTOPS_TRITON_METRICS_PORT, else 8002, else a free one).")] = None,
        timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 300.0) -> int:
     """Start the local Triton server and wait until its models are ready."""
-    from promptops import triton
+    from promptops.triton import launcher as triton
 
     ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
     config = triton_config(ctx, ports, {name: f"--{name.replace('_', '-')}" for name in ports},
@@ -88,7 +88,7 @@ def up(ctx: typer.Context,
 
 def down(ctx: typer.Context) -> int:
     """Stop the local Triton server."""
-    from promptops import triton
+    from promptops.triton import launcher as triton
 
     echo("Triton stopped." if triton.down(triton_config(ctx)) else "Triton was not running.")
     return EXIT_OK
@@ -98,7 +98,7 @@ def status(ctx: typer.Context, format_: Annotated[str, typer.Option("--format", 
     """Show whether the local Triton server is running and which models are ready."""
     import time
 
-    from promptops import triton
+    from promptops.triton import launcher as triton
 
     state = triton.status(triton_config(ctx))
     ended = state.exit  # how the PID file's server ended, when it died on its own
@@ -130,8 +130,8 @@ def logs(ctx: typer.Context, lines: Annotated[int, typer.Option("-n", "--lines",
 
 
 def _targets(ctx: typer.Context, names: list[str], ref: str | None, changed_since: str | None) -> list[Any]:
-    from promptops.testing import Target, commit_opener
-    from promptops.workspace import Workspace
+    from promptops.evaluation.runner import Target, commit_opener
+    from promptops.store.workspace import Workspace
 
     s = _settings(ctx)
     ws = Workspace(s.repo, s.prompts_dir)
@@ -163,8 +163,8 @@ def _baselines(ctx: typer.Context, heads: list[Any], ref: str, models: list[str]
     A prompt that cannot be resolved at `ref` (new since, no such label) is left out of the
     comparison with the reason; when no prompt can be, the first reason is the error.
     """
+    from promptops.evaluation.runner import Target, models_for, with_cases_of
     from promptops.store import open_store
-    from promptops.testing import Target, models_for, with_cases_of
 
     store = open_store(_settings(ctx))
     bases, skipped = [], []
@@ -187,7 +187,7 @@ def _tools(ctx: typer.Context, client: Any, judge: str, judge_model: str | None,
     """What assertions need: the repository, the embeddings model (`similar`), the judge prompt (`llm-rubric`)."""
     from promptops.cli.prompts import _load
     from promptops.evaluation.assertions import Tools
-    from promptops.testing import embedder, judge_for
+    from promptops.evaluation.runner import embedder, judge_for
 
     s = _settings(ctx)
     return Tools(s.repo, s.prompts_dir, embed=embedder(client, embedding_model),
@@ -243,7 +243,7 @@ def _case_id(run: Any, case: Any, several_models: bool) -> str:
 
 
 def _case_json(run: Any, case: Any, several_models: bool) -> dict[str, Any]:
-    from promptops.testing import shown_attempt
+    from promptops.evaluation.runner import shown_attempt
 
     attempt = shown_attempt(case)
     return {"id": _case_id(run, case, several_models), "prompt": run.prompt, "version": run.version,
@@ -271,7 +271,7 @@ COMPARE_TOLERANCE = 0.01  # score and pass-rate moves this small are "same": flo
 
 
 def _print_text(heads: list[Any], bases: list[Any], comparisons: list[Any], saved: list[str]) -> None:
-    from promptops.testing import RunSummary, shown_attempt, why_failed
+    from promptops.evaluation.runner import RunSummary, shown_attempt, why_failed
 
     several = len({r.model for r in heads}) > 1
     rows = []
@@ -324,10 +324,10 @@ def test(ctx: typer.Context,
          require_tests: Annotated[bool, typer.Option("--require-tests", help="Fail (exit 1, nothing run) when a selected prompt has no test cases.")] = False) -> int:
     """Run the prompts' test cases (inline and datasets) against the models on Triton; exit 1 when one fails."""
     from promptops.evaluation.reports import html_reports, junit_xml
+    from promptops.evaluation.runner import models_for, run_tests
     from promptops.evaluation.runs import compare_runs, save_run
-    from promptops.inference import InferenceClient, run_sync
-    from promptops.testing import models_for, run_tests
-    from promptops.workspace import atomic_write
+    from promptops.files import atomic_write
+    from promptops.triton.client import InferenceClient, run_sync
 
     if format_ not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
@@ -379,7 +379,7 @@ def test(ctx: typer.Context,
         paired = {id(c.head): c for c in comparisons}
         atomic_write(html, html_reports([(r, paired.get(id(r))) for r in head_runs]).encode())
     if format_ == "json":
-        from promptops.testing import RunSummary
+        from promptops.evaluation.runner import RunSummary
 
         several = len({r.model for r in head_runs}) > 1
         print_json({"passed": all(r.passed for r in head_runs),
@@ -437,8 +437,8 @@ def chat(ctx: typer.Context,
     """Chat with a prompt in the terminal (/reset clears history, /quit or Ctrl-D ends)."""
     from promptops import chat as pipeline
     from promptops.cli.prompts import _load, parse_vars
-    from promptops.inference import InferenceClient, iterate_sync, run_sync
-    from promptops.render import Turn
+    from promptops.prompt.render import Turn
+    from promptops.triton.client import InferenceClient, iterate_sync, run_sync
 
     prompt = _load(ctx, ref)
     model = prompt.model or _settings(ctx).default_model

@@ -14,8 +14,8 @@ users_app = typer.Typer(help="Manage the people who may save, approve and promot
 
 
 def _users(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    from promptops.cli.app import settings
-    from promptops.users import Users
+    from promptops.cli.context import settings
+    from promptops.config.users import Users
 
     return Users(settings(ctx).users_file)
 

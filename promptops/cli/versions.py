@@ -16,7 +16,7 @@ from promptops.errors import PromptNotFound
 
 
 def _store(ctx: typer.Context) -> Any:
-    from promptops.cli.app import settings
+    from promptops.cli.context import settings
     from promptops.store import open_store
 
     return open_store(settings(ctx))
@@ -61,8 +61,8 @@ def diff(ctx: typer.Context,
          exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when there are differences.")] = False,
          ) -> int:
     """Show what changed between two versions of a prompt, or in all prompts between two commits."""
-    from promptops import diff as semantic
-    from promptops.cli.app import settings
+    from promptops.cli.context import settings
+    from promptops.prompt import diff as semantic
 
     _check_format(format_, ("text", "markdown", "json"))
     store = _store(ctx)

@@ -83,7 +83,7 @@ class AssertionResult:
 
     @property
     def message(self) -> str:
-        """The reason, under the name promptops.testing.AssertionResult uses."""
+        """The reason, under the name promptops.evaluation.runner.AssertionResult uses."""
         return self.reason
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def _yes_no(ok: bool, reason: str) -> Outcome:
 
 
 def _text_outcome(kind: str, value: Any, output: str, latency_ms: float) -> Outcome:
-    """promptops.testing.check_assertion's ten types, with its exact semantics and messages."""
+    """promptops.evaluation.runner.check_assertion's ten types, with its exact semantics and messages."""
     text = output.strip()
     if kind == "equals":
         ok, want = text == str(value).strip(), f"to equal {value!r}"

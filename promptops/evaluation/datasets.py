@@ -34,9 +34,9 @@ from typing import IO, Any
 from promptops.errors import Problem, PromptOpsError
 from promptops.evaluation.assertions import ASSERTION_TYPES
 from promptops.evaluation.paths import repo_relative, working_tree_file
-from promptops.prompt import Prompt
-from promptops.render import parse
-from promptops.schema import json_path, line_of, reject_duplicates, schema
+from promptops.prompt.model import Prompt
+from promptops.prompt.render import parse
+from promptops.prompt.schema import json_path, line_of, reject_duplicates, schema
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CASE_KEYS = ("name", "vars", "assert", "repeat", "min_pass_rate", "threshold")

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from promptops.errors import PromptExists, PromptOpsError
+from promptops.errors import PromptOpsError
 from promptops.evaluation.assertions import AssertionResult, CaseScore, Output
 from promptops.evaluation.datasets import Case
-from promptops.names import check_name
-from promptops.workspace import atomic_write
+from promptops.files import atomic_write
+from promptops.prompt.names import check_name
 
 RUNS_DIR = ".promptops/runs"
 FORMAT = 1
@@ -210,7 +210,7 @@ def save_run(run: RunRecord, repo: Path) -> Path:
         data = json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n"
         try:
             atomic_write(path, data.encode("utf-8"), exclusive=True)
-        except PromptExists:  # another writer took the name between the check and the link
+        except FileExistsError:  # another writer took the name between the check and the link
             continue
         return path
     raise PromptOpsError(f"cannot name a run file for {run.prompt}: 1000 runs in the same second")

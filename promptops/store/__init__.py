@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptops.errors import Conflict, Problem, PromptInvalid, Refused, StoreBusy, StoreError, VersionNotFound
-from promptops.names import check_name
-from promptops.prompt import Prompt
-from promptops.schema import encode_text, load_prompt_bytes
+from promptops.prompt.model import Prompt
+from promptops.prompt.names import check_name
+from promptops.prompt.schema import encode_text, load_prompt_bytes
 from promptops.store import changes as _changes
 from promptops.store import releases
 from promptops.store.approvals import Approvals, Signature
@@ -47,7 +47,7 @@ from promptops.store.resolve import Default, Resolver
 from promptops.store.saves import IndexLock, check_identity, commit_file
 
 if TYPE_CHECKING:
-    from promptops.settings import Settings
+    from promptops.config.settings import Settings
 
 
 SIGNERS_FILE = "allowed_signers"
@@ -270,7 +270,7 @@ class PromptStore:
 
     def draft(self, name: str) -> Resolved:
         """The working-tree file of `name`, validated."""
-        from promptops.workspace import Workspace
+        from promptops.store.workspace import Workspace
 
         prompt = Workspace(self.repo, self.prompts_dir).load(name)
         return Resolved(name, prompt, None, True, None, False)
@@ -420,7 +420,7 @@ class PromptStore:
 
     def status(self) -> list[PromptStatus]:
         """Every prompt committed on the branch or present in the working tree, with its state and labels."""
-        from promptops.workspace import Workspace
+        from promptops.store.workspace import Workspace
 
         with self._lock:
             head = self.history.head()

@@ -145,7 +145,7 @@ class Approvals:
             # git needs the allowed signers as a file: one per content, kept under .git/promptops/.
             path = Path(self.common, "promptops", f"allowed-signers-{digest}")
             if not path.exists():
-                from promptops.workspace import atomic_write
+                from promptops.files import atomic_write
 
                 atomic_write(path, signers)
             result = self.git.attempt("-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={path}",

@@ -29,7 +29,7 @@ from promptops.store.model import Resolved, Version
 from promptops.store.resolve import SERVING_LABEL, Default
 
 if TYPE_CHECKING:
-    from promptops.prompt import Prompt
+    from promptops.prompt.model import Prompt
     from promptops.store import PromptStore
 
 MAX_REMEMBERED = 4096  # resolved refs kept per catalog; past it, answers are still right, only slower

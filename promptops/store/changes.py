@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from promptops.errors import RefError
-from promptops.refs import check_selector
-from promptops.schema import check_bytes
+from promptops.prompt.schema import check_bytes
 from promptops.store.history import FILE_MODES
 from promptops.store.model import Change, LabelMove
+from promptops.store.refs import check_selector
 
 if TYPE_CHECKING:
     from promptops.store import PromptStore

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from promptops.errors import StoreError
-from promptops.names import NAME_PATTERN, check_name
-from promptops.refs import check_selector
+from promptops.files import atomic_write
+from promptops.prompt.names import NAME_PATTERN, check_name
 from promptops.store.git import Git, reftable_key, uses_reftable
-from promptops.workspace import atomic_write
+from promptops.store.refs import check_selector
 
 HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _LOG_FORMAT = "%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s"

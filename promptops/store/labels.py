@@ -23,7 +23,7 @@ from typing import Any
 
 from promptops.errors import Problem
 from promptops.store.model import Version
-from promptops.workspace import LABELS_FILE, labels_path  # noqa: F401 (re-exported)
+from promptops.store.workspace import LABELS_FILE, labels_path  # noqa: F401 (re-exported)
 
 RESERVED = ("head", "approved", "draft", "latest")
 DEFAULT_PROTECTED: tuple[str, ...] = ("production",)
@@ -88,13 +88,13 @@ EMPTY = Labels()
 
 def schema() -> dict[str, Any]:
     """The labels JSON Schema, parsed (from `schemas/`, or the copy packaged with promptops)."""
-    from promptops.schema import packaged_schema
+    from promptops.prompt.schema import packaged_schema
 
     return packaged_schema("labels")
 
 
 def _structure_problems(document: Any, file: str, text: str) -> list[Problem]:
-    from promptops.schema import explaining_validator, json_path, line_of
+    from promptops.prompt.schema import explaining_validator, json_path, line_of
 
     problems = []
     errors = explaining_validator("labels").iter_errors(document)
@@ -130,7 +130,7 @@ def _structure_problems(document: Any, file: str, text: str) -> list[Problem]:
 
 def parse(data: bytes | None, file: str = LABELS_FILE) -> tuple[Labels | None, list[Problem]]:
     """Parse and structurally check a labels file (absent: no labels). Returns (labels or None, problems)."""
-    from promptops.schema import fast_validator, parse_json
+    from promptops.prompt.schema import fast_validator, parse_json
 
     if data is None:
         return EMPTY, []
@@ -145,7 +145,7 @@ def parse(data: bytes | None, file: str = LABELS_FILE) -> tuple[Labels | None, l
 
 def check_policy(labels: Labels, file: str, text: str, versions: Callable[[str], list[Version]]) -> list[Problem]:
     """Every label names an existing prompt and version; protected labels point only to approved versions."""
-    from promptops.schema import json_path, line_of
+    from promptops.prompt.schema import json_path, line_of
 
     problems = []
     for name, targets in sorted(labels.prompts.items()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from promptops.prompt import Prompt
+from promptops.prompt.model import Prompt
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def promote(store: PromptStore, ref: str, label: str, *, commit: bool, author: t
                 f"Moved-by: {who} <{email}>\n")
             sha = _commit(store, store.git, data, head, who, email, body)
         else:
-            from promptops.workspace import atomic_write
+            from promptops.files import atomic_write
 
             atomic_write(Path(store.repo, store.labels_relpath), data)
         store.forget_labels()

@@ -7,10 +7,10 @@ import os
 from typing import TYPE_CHECKING, Literal
 
 from promptops.errors import NotApproved, PromptNotFound, RefError, VersionNotFound
-from promptops.refs import parse_ref
 from promptops.store.history import Line
 from promptops.store.labels import Labels
 from promptops.store.model import Resolved, Version
+from promptops.store.refs import parse_ref
 
 if TYPE_CHECKING:
     from promptops.store import PromptStore

@@ -178,7 +178,7 @@ def commit_file(git: Git, gitdir: str, ref: str, relpath: str, data: bytes, pare
 def _follow(git: Git, index: IndexLock, staged: str, ref: str, commit: str, parent: str | None, relpath: str,
             data: bytes) -> None:
     """Write the working-tree file and install the staged index; if either fails, undo the commit."""
-    from promptops.workspace import atomic_write
+    from promptops.files import atomic_write
 
     path = Path(index.repo, relpath)
     before: bytes | None = None

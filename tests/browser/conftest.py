@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from promptops import triton
-from promptops.users import ROLES, Users
+from promptops.config.users import ROLES, Users
+from promptops.triton import launcher as triton
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

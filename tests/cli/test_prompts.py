@@ -4,9 +4,9 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from promptops import chat_template
 from promptops.cli.app import app
-from promptops.prompt import NEW_PROMPT
+from promptops.prompt import chat_template
+from promptops.prompt.model import NEW_PROMPT
 from tests.conftest import prompt_doc
 from tests.core.test_chat_template import CHAT, make_model_repository
 

@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from promptops.chat import Answer, complete, generate, prepare, split_messages
-from promptops.chat_template import ChatTemplate
 from promptops.cli.app import app
 from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
-from promptops.inference import InferenceClient, run_sync
-from promptops.render import Turn
-from promptops.schema import load_prompt_bytes
+from promptops.prompt.chat_template import ChatTemplate
+from promptops.prompt.render import Turn
+from promptops.prompt.schema import load_prompt_bytes
+from promptops.triton.client import InferenceClient, run_sync
 from tests.conftest import prompt_doc
 
 CHATML = ChatTemplate("{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}<assistant>")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from promptops import chat_template
-from promptops.chat_template import ChatTemplateError, for_model, from_folder, from_hub
-from promptops.render import Turn, render
-from promptops.schema import check_bytes, load_prompt_bytes
-from promptops.triton import REPO_ROOT, TritonConfig, locate
+from promptops.prompt import chat_template
+from promptops.prompt.chat_template import ChatTemplateError, for_model, from_folder, from_hub
+from promptops.prompt.render import Turn, render
+from promptops.prompt.schema import check_bytes, load_prompt_bytes
+from promptops.triton.launcher import REPO_ROOT, TritonConfig, locate
 from tests.conftest import require_serving
 
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>'"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from promptops.diff import diff_changes, diff_prompts, to_json, to_markdown, to_text
-from promptops.schema import load_prompt_bytes
+from promptops.prompt.diff import diff_changes, diff_prompts, to_json, to_markdown, to_text
+from promptops.prompt.schema import load_prompt_bytes
 from promptops.store import PromptStore
 from tests.conftest import GitRepo, prompt_doc
 

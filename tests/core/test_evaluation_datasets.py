@@ -10,7 +10,7 @@ from promptops.evaluation.datasets import (
     iter_cases,
     iter_dataset,
 )
-from promptops.schema import load_prompt_bytes
+from promptops.prompt.schema import load_prompt_bytes
 
 CHAT = {"config": {}, "system": "Be brief.", "lang": "", "messages": [{"role": "system", "content": "{system}"},
                                                           {"role": "user", "content": "{user} in {lang}"}]}

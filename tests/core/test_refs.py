@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from promptops.errors import InvalidName, RefError
-from promptops.refs import Ref, parse_ref
+from promptops.store.refs import Ref, parse_ref
 
 
 @pytest.mark.parametrize(("text", "selector", "kind"), [

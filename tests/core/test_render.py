@@ -3,8 +3,8 @@ import json
 import pytest
 
 from promptops.errors import TemplateError
-from promptops.render import Turn, parse, render
-from promptops.schema import load_prompt_bytes
+from promptops.prompt.render import Turn, parse, render
+from promptops.prompt.schema import load_prompt_bytes
 from tests.conftest import prompt_doc
 
 CHATML = ("<|im_start|>system\n{system}<|im_end|>\n{history}<|im_start|>user\n{user}<|im_end|>\n"

@@ -128,7 +128,7 @@ class Echo:
     """A client on any model name that answers the prompt itself, one token a word."""
 
     async def stream_events(self, model, prompt, sampling=None, *, logprobs=False, timeout_s=None):
-        from promptops.inference import Completion
+        from promptops.triton.client import Completion
 
         yield prompt
         yield Completion(prompt, len(prompt.split()), len(prompt.split()), "stop")

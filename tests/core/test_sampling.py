@@ -1,4 +1,4 @@
-"""One definition of the sampling keys (promptops/sampling.py): the schema and vLLM must agree with it."""
+"""One definition of the sampling keys (promptops/prompt/sampling.py): the schema and vLLM must agree with it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
-from promptops import sampling, triton
-from promptops.schema import schema
+from promptops.prompt import sampling
+from promptops.prompt.schema import schema
+from promptops.triton import launcher as triton
 from tests.conftest import require_serving
 
 # The public SamplingParams fields of the installed vLLM, read in the serving environment.

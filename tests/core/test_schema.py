@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from promptops.prompt import SEED_TEMPLATE
-from promptops.schema import check_bytes, load_prompt_bytes
+from promptops.prompt.model import SEED_TEMPLATE
+from promptops.prompt.schema import check_bytes, load_prompt_bytes
 from tests.conftest import prompt_doc
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.settings import GatewaySettings
+from promptops.config.reader import from_env
+from promptops.config.settings import Settings
 from promptops.errors import PromptOpsError
-from promptops.settings import Settings, from_env
 
 
 @pytest.mark.parametrize(("variable", "value", "field", "expected"), [

@@ -7,10 +7,10 @@ from typer.testing import CliRunner
 
 from promptops.cli.app import app
 from promptops.evaluation.assertions import Tools
+from promptops.evaluation.runner import READ_AHEAD, Target, check_assertion, junit_xml, models_for, run_tests
 from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
-from promptops.inference import Completion
-from promptops.prompt import Prompt
-from promptops.testing import READ_AHEAD, Target, check_assertion, junit_xml, models_for, run_tests
+from promptops.prompt.model import Prompt
+from promptops.triton.client import Completion
 from tests.conftest import prompt_doc
 
 

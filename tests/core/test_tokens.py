@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from promptops import tokens, triton
 from promptops.errors import ContextTooLong
+from promptops.prompt import tokens
+from promptops.triton import launcher as triton
 from tests.conftest import ECHO_REPOSITORY
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"

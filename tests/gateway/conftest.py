@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from promptops import triton
-from promptops.users import ROLES, Users
+from promptops.config.users import ROLES, Users
+from promptops.triton import launcher as triton
 
 BASE_URL = "http://127.0.0.1:7070"  # a loopback Host: the gateway refuses names outside allowed_hosts
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from promptops import chat, triton
+from promptops import chat
+from promptops.triton import launcher as triton
 
 
 def events(text: str) -> list[tuple[str, dict]]:

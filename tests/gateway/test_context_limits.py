@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from promptops import tokens
-from promptops.inference import complete_sync
+from promptops.prompt import tokens
+from promptops.triton.client import complete_sync
 from tests.conftest import ECHO_REPOSITORY
 
 TURNS = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i} says hello"} for i in range(5_000)]

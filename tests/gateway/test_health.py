@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promptops import triton
+from promptops.triton import launcher as triton
 
 
 def test_healthz(client):

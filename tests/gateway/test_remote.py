@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from promptops import remote
+from promptops.store import remote
 
 
 def test_fetch_reports_changes_and_prunes_revoked_approvals(repo, prompts, tmp_path):

@@ -10,7 +10,7 @@ import requests
 from gateway.app import create_app
 from gateway.server import ServerThread
 from gateway.settings import GatewaySettings
-from promptops import triton
+from promptops.triton import launcher as triton
 from tests.gateway.conftest import doc
 
 SEED = {"config": {"temperature": "1.0", "top_p": "0.95", "max_tokens": "256"},

@@ -19,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from promptops import triton
+from promptops.triton import launcher as triton
 from tests.conftest import ECHO_REPOSITORY, require_serving
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gateway.deps import webhook_signature
-from promptops import remote
+from promptops.store import remote
 
 SECRET = "hook-secret"
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "0" * 40}).encode()

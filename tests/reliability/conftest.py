@@ -23,8 +23,8 @@ from rel_helpers import doc
 from gateway.app import create_app
 from gateway.server import ServerThread
 from gateway.settings import GatewaySettings
-from promptops import triton
-from promptops.users import ROLES, Users
+from promptops.config.users import ROLES, Users
+from promptops.triton import launcher as triton
 from tests.conftest import ECHO_REPOSITORY, require_serving
 
 OWNER = ("Olive Owner", "olive@example.com")

@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from promptops import workspace
+from promptops import files
 from promptops.store import PromptStore
-from promptops.workspace import Workspace
+from promptops.store.workspace import Workspace
 
 
 def die(*args: object, **kwargs: object) -> None:
@@ -41,8 +41,8 @@ def main() -> None:
 
         subprocess.run = run  # type: ignore[assignment]
     elif point == "after-ref":
-        real_write = workspace.atomic_write
-        workspace.atomic_write = lambda path, *a, **k: die() if in_prompts(path) else real_write(path, *a, **k)
+        real_write = files.atomic_write
+        files.atomic_write = lambda path, *a, **k: die() if in_prompts(path) else real_write(path, *a, **k)
     elif point in ("before-rename", "edit-before-rename"):
         real_replace = os.replace
         os.replace = lambda src, dst: die() if in_prompts(dst) else real_replace(src, dst)

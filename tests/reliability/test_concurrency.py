@@ -17,9 +17,9 @@ import psutil
 import pytest
 from rel_helpers import doc
 
-from promptops import triton
 from promptops.errors import Conflict
 from promptops.store import PromptStore
+from promptops.triton import launcher as triton
 
 
 def texts(count: int) -> list[str]:

@@ -13,7 +13,7 @@ from rel_helpers import doc, sse_events
 
 from gateway.limits import caller_key, default_cap
 from promptops import chat
-from promptops.users import User
+from promptops.config.users import User
 
 CHAT = {"prompt": "support", "message": "hello there"}
 ASK = [{"role": "user", "content": "hi"}]

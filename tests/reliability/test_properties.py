@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptops.errors import PromptOpsError
-from promptops.prompt import Prompt
-from promptops.refs import Ref, parse_ref
-from promptops.render import parse, render, substitute
+from promptops.prompt.model import Prompt
+from promptops.prompt.render import parse, render, substitute
+from promptops.store.refs import Ref, parse_ref
 
 # Any code point, lone surrogates included (JSON "\ud800" and undecodable argv bytes produce them; text() never does).
 ANY_TEXT = st.lists(st.one_of(st.characters(), st.sampled_from("\ud800\udcff\x00")), max_size=60).map("".join)

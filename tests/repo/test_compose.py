@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promptops.settings import Settings
+from promptops.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from promptops import sampling as sampling_contract
-from promptops import triton
 from promptops.errors import InferenceTimeout, ModelError, ModelNotFound, ServerUnavailable
-from promptops.inference import Completion, InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
+from promptops.prompt import sampling as sampling_contract
+from promptops.triton import launcher as triton
+from promptops.triton.client import Completion, InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
 from tests.conftest import prompt_doc
 from tests.core.test_schema import problems_of
 

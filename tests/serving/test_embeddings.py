@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from promptops import triton
 from promptops.errors import ModelError, ModelNotFound, ServerUnavailable
-from promptops.inference import EMBED_BATCH, InferenceClient, embed_sync, run_sync
+from promptops.triton import launcher as triton
+from promptops.triton.client import EMBED_BATCH, InferenceClient, embed_sync, run_sync
 
 MODEL = "all-minilm-l6-v2"
 CAT, CAT_TOO, REVENUE = "The cat sat on the mat", "A cat is sitting on a mat", "Quarterly revenue grew 4%"
 # Unicode and a text past the model's 256-token limit (counted after truncation) as well.
 TEXTS = (CAT, CAT_TOO, REVENUE, "naïve café 🙂 — Zürich", "word " * 300)
-PREPARE = triton.REPO_ROOT / "serving" / "prepare_embeddings.py"
+PREPARE = triton.REPO_ROOT / "scripts" / "prepare_embeddings.py"
 
 REFERENCE = r"""
 import json, sys

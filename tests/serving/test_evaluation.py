@@ -10,9 +10,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from promptops import triton
 from promptops.cli.app import app
 from promptops.evaluation.runs import list_runs, load_run
+from promptops.triton import launcher as triton
 from tests.conftest import prompt_doc
 
 SCHEMA = {"type": "object", "required": ["city"]}

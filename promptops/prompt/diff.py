@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from promptops.errors import PromptOpsError
-from promptops.prompt import Prompt
-from promptops.render import render
+from promptops.prompt.model import Prompt
+from promptops.prompt.render import render
 
 if TYPE_CHECKING:
-    from promptops.render import ChatTemplateSource
+    from promptops.prompt.render import ChatTemplateSource
     from promptops.store import Change
 
 _MISSING = None
@@ -124,7 +124,7 @@ def diff_prompts(name: str, old: Prompt | None, new: Prompt | None, *, old_label
 def diff_changes(changes: Sequence[Change], *, base_label: str = "base", head_label: str = "head",
                  chat_template: ChatTemplateSource | None = None, default_model: str | None = None) -> list[PromptDiff]:
     """Diffs for store changes; a side whose bytes do not validate is reported as a problem, not a crash."""
-    from promptops.schema import check_bytes
+    from promptops.prompt.schema import check_bytes
 
     diffs = []
     for change in changes:

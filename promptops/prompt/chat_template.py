@@ -23,7 +23,7 @@ then huggingface_hub's default, and downloaded only when it is in none of them a
 `HF_HUB_OFFLINE` is not set. The cache's `refs/main` snapshot is read directly first: importing
 huggingface_hub costs ~200 ms, more than a whole `promptops render`. Each model's template is
 read once per process; jinja2 and huggingface_hub are imported lazily. That rule is
-:func:`tokenizer_folder`; promptops/tokens.py finds the model's `tokenizer.json` through it too.
+:func:`tokenizer_folder`; promptops/prompt/tokens.py finds the model's `tokenizer.json` through it too.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def from_folder(folder: Path | str) -> ChatTemplate:
 
 def _hf_homes() -> list[Path | None]:
     """Hugging Face homes to look in: the server's (the launcher's rule), $HF_HOME, huggingface_hub's default."""
-    from promptops.triton import default_hf_home
+    from promptops.triton.launcher import default_hf_home
 
     homes: list[Path | None] = [default_hf_home()]
     if os.environ.get("HF_HOME"):
@@ -217,7 +217,7 @@ def model_json_of(model: str, repositories: Sequence[Path]) -> Path:
 
 
 def _repositories(repositories: Sequence[Path] | None) -> tuple[Path, ...]:
-    from promptops.triton import TritonConfig
+    from promptops.triton.launcher import TritonConfig
 
     return tuple(map(Path, repositories if repositories is not None else TritonConfig().model_repositories))
 

@@ -3,7 +3,7 @@
 It honours the tensor contract of NVIDIA's vLLM backend (``vllm_backend/src/model.py``
 and ``src/utils/request.py``), so the same ``model_repository/`` serves on a GPU box
 (official backend) and here. The contract itself (tensors, sampling keys) is
-``sampling.py`` beside this file, copied from ``promptops/sampling.py``:
+``sampling.py`` beside this file, copied from ``promptops/prompt/sampling.py``:
 
 - inputs ``text_input``, optional ``stream``, ``sampling_parameters`` (a JSON object;
   request parameters when absent), ``exclude_input_in_output`` and the ``return_*``
@@ -22,7 +22,7 @@ and ``src/utils/request.py``), so the same ``model_repository/`` serves on a GPU
 
 CPU specifics: model.json is read as written (no variable expansion, as NVIDIA's backend):
 ``model`` is a hub id, resolved offline from ``$HF_HOME/hub`` (the launcher sets ``HF_HOME``
-and ``HF_HUB_OFFLINE=1``; ``serving/prepare_weights.py`` fills that cache). A ``model``/
+and ``HF_HUB_OFFLINE=1``; ``scripts/prepare_weights.py`` fills that cache). A ``model``/
 ``tokenizer`` path starting with ``.`` is resolved against the version folder (a local
 convenience NVIDIA's backend lacks). Keys written for GPUs or older vLLMs are dropped with
 a logged note instead of failing the load.
@@ -58,7 +58,7 @@ def _load_contract():
     # By path, under a private name: the backend folder is on sys.path last, where any
     # installed module called `sampling` would win. The second path serves the source tree.
     here = Path(__file__).resolve()
-    for path in (here.with_name("sampling.py"), here.parents[2] / "sampling.py"):
+    for path in (here.with_name("sampling.py"), here.parents[3] / "prompt" / "sampling.py"):
         if path.is_file():
             spec = importlib.util.spec_from_file_location("promptops_sampling", path)
             module = importlib.util.module_from_spec(spec)

@@ -18,10 +18,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Union
 
 from promptops.errors import Problem, TemplateError
-from promptops.prompt import RUNTIME_VARIABLES, Prompt
+from promptops.prompt.model import RUNTIME_VARIABLES, Prompt
 
 if TYPE_CHECKING:
-    from promptops.chat_template import ChatTemplate
+    from promptops.prompt.chat_template import ChatTemplate
 
 # A chat template, or a function from a Triton model name to its chat template.
 ChatTemplateSource = Union["ChatTemplate", Callable[[str], "ChatTemplate"]]
@@ -161,12 +161,11 @@ def _chat_template(prompt: Prompt, source: ChatTemplateSource | None, default_mo
     if source is not None and not callable(source):
         return source
     model = prompt.model or default_model
-    if model is None:
-        from promptops.settings import from_env
-
-        model = from_env().default_model
+    if model is None:  # a pure function: the caller knows which model serves this prompt
+        raise TemplateError(f"chat prompt '{prompt.name}' names no model, and no default model was given",
+                            fix='add "model" to the prompt file, or render it where the served model is known')
     if source is None:
-        from promptops.chat_template import for_model
+        from promptops.prompt.chat_template import for_model
 
         source = for_model
     return source(model)
@@ -178,8 +177,8 @@ def render(prompt: Prompt, variables: Mapping[str, str] | None = None, history: 
 
     `user` defaults to the file's `user` field (or ""), `history` to the rendered turns.
     A chat prompt is rendered by `chat_template` (a ChatTemplate, or a function from model name
-    to one); by default the template of the prompt's `model`, else of `default_model`, else of
-    the settings' default model, is read from the model repository (cached per model).
+    to one); by default the template of the prompt's `model`, else of `default_model`, is read from
+    the model repository (cached per model): the caller knows which model serves the prompt.
     Template prompts ignore both.
     """
     if prompt.is_chat:

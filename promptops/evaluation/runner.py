@@ -45,7 +45,7 @@ from promptops.evaluation.assertions import (
 from promptops.evaluation.datasets import Case, Opener, iter_cases
 from promptops.evaluation.reports import junit_xml
 from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
-from promptops.prompt import Prompt
+from promptops.prompt.model import Prompt
 
 ASSERTION_TYPES = ("equals", "contains", "icontains", "not-contains", "regex", "starts-with",
                    "min-length", "max-length", "is-json", "latency-ms")
@@ -55,7 +55,7 @@ READ_AHEAD = 4
 """Cases read ahead per concurrent slot: enough to keep every slot busy, few enough to keep memory flat."""
 
 TextStreamer = EventStreamer
-"""What the runner needs from an inference client (promptops.inference.InferenceClient)."""
+"""What the runner needs from an inference client (promptops.triton.client.InferenceClient)."""
 
 
 class Embedder(Protocol):

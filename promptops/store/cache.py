@@ -14,7 +14,7 @@ from pathlib import Path
 
 from promptops import __version__
 from promptops.errors import Problem
-from promptops.workspace import atomic_write
+from promptops.files import atomic_write
 
 CACHE_FILE = "validate-v1.json"
 

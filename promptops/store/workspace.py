@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import posixpath
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from promptops.errors import PromptExists, PromptInvalid, PromptNotFound
-from promptops.names import check_name
-from promptops.prompt import SEED_TEMPLATE, Prompt, dump_document
-from promptops.schema import check_bytes, encode_text, load_prompt_bytes
+from promptops.files import atomic_write
+from promptops.prompt.model import SEED_TEMPLATE, Prompt, dump_document
+from promptops.prompt.names import check_name
+from promptops.prompt.schema import check_bytes, encode_text, load_prompt_bytes
 
 LABELS_FILE = "labels.json"
 
@@ -74,34 +73,8 @@ class Workspace:
         prompt, problems = check_bytes(data, name, self.relpath(name))
         if prompt is None:
             raise PromptInvalid(problems)
-        atomic_write(self.path(name), data, exclusive=exclusive)
+        try:
+            atomic_write(self.path(name), data, exclusive=exclusive)
+        except FileExistsError:
+            raise PromptExists(f"prompt file {name}.json already exists") from None
         return prompt
-
-
-def atomic_write(path: Path, data: bytes, *, exclusive: bool = False, mode: int | None = None) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over `path`.
-
-    `mode` (e.g. 0o600 for secrets) is set on the temp file before any byte is written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if exclusive:
-            # link() fails if the name exists, so two creators cannot both win.
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise PromptExists(f"prompt file {path.name} already exists") from None
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

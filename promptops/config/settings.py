@@ -14,8 +14,7 @@ declared defaults without importing it.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -33,7 +32,7 @@ def find_repo_root(start: Path | None = None) -> Path:
 
 
 def _config_dir() -> Path:
-    from promptops.users import config_dir
+    from promptops.config.users import config_dir
 
     return config_dir()
 
@@ -78,17 +77,4 @@ def env_name(item: Any) -> str:
     return ENV_PREFIX + item.metadata.get("env", item.name.upper())
 
 
-def from_env(cls: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
-    """Settings from `PROMPTOPS_*` variables; `overrides` (command-line options) win over them.
-
-    Raises PromptOpsError naming every bad variable and its accepted forms.
-    """
-    present = {item.name for item in fields(cls) if env_name(item) in os.environ and item.name not in overrides}
-    if not present:
-        return cls(**overrides)
-    from promptops.settings_env import parse
-
-    return parse(cls, overrides)
-
-
-__all__ = ["Duration", "Settings", "env", "env_name", "find_repo_root", "from_env"]
+__all__ = ["Duration", "Settings", "env", "env_name", "find_repo_root"]

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from promptops.errors import InvalidName, Problem, PromptInvalid
-from promptops.names import check_name
-from promptops.prompt import RESERVED_KEYS, Prompt, normalise_config
-from promptops.render import check_placeholders
+from promptops.prompt.model import RESERVED_KEYS, Prompt, normalise_config
+from promptops.prompt.names import check_name
+from promptops.prompt.render import check_placeholders
 
 MAX_FILE_BYTES = 1_000_000
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "prompt.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "prompt.schema.json"
 
 
 @lru_cache(maxsize=1)

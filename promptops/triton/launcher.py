@@ -40,7 +40,7 @@ what `promptops serve` uses for its embedded server):
 
 Models are named by hub id in `model.json`; the server runs with `HF_HUB_OFFLINE=1` and
 `HF_HOME` set to that folder, where `scripts/setup-serving.sh` prepared the weights in the
-hub's own cache layout (`serving/prepare_weights.py`).
+hub's own cache layout (`scripts/prepare_weights.py`).
 
 This module prints nothing and raises :class:`TritonLaunchError`.
 """
@@ -66,9 +66,10 @@ from pathlib import Path
 
 from promptops.errors import TritonLaunchError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # promptops/
 REPO_ROOT = PACKAGE_DIR.parent
-VLLM_BACKEND_SOURCE = PACKAGE_DIR / "backends" / "vllm" / "model.py"
+VLLM_BACKEND_SOURCE = PACKAGE_DIR / "triton" / "backend" / "vllm" / "model.py"
+SAMPLING_SOURCE = PACKAGE_DIR / "prompt" / "sampling.py"  # the one sampling contract, copied beside the backend
 # The models of model_repository/ loaded by default on a CPU. Not opt-125m: no registry ships its
 # weights, so it serves only where the hub is reachable (model_repository/opt-125m/README.md).
 # all-minilm-l6-v2 (embeddings, /v1/embeddings) adds ~0.5-1 s to a ~21 s start and ~0.5 GB (docs/deployment.md).
@@ -91,7 +92,7 @@ def _env_path(name: str, default: Path) -> Path:
 
 
 def default_hf_home() -> Path:
-    """PROMPTOPS_HF_HOME, else HF_HOME, else ~/.cache/promptops/hf (serving/prepare_weights.py uses the same rule)."""
+    """PROMPTOPS_HF_HOME, else HF_HOME, else ~/.cache/promptops/hf (scripts/prepare_weights.py uses the same rule)."""
     value = os.environ.get("PROMPTOPS_HF_HOME") or os.environ.get("HF_HOME")
     return Path(value).expanduser() if value else Path.home() / ".cache" / "promptops" / "hf"
 
@@ -275,7 +276,7 @@ def assemble_backends(runtime_dir: Path, env: ServeEnvironment) -> Path:
     (python_dir / env.stub.name).symlink_to(env.stub)
     shutil.copy2(VLLM_BACKEND_SOURCE, vllm_dir / "model.py")
     # The request contract (sampling keys, extra outputs): model.py loads it from beside itself.
-    shutil.copy2(PACKAGE_DIR / "sampling.py", vllm_dir / "sampling.py")
+    shutil.copy2(SAMPLING_SOURCE, vllm_dir / "sampling.py")
     return backends
 
 

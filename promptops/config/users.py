@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from promptops.errors import Forbidden, PromptOpsError
-from promptops.workspace import atomic_write
+from promptops.files import atomic_write
 
 ROLES = ("editor", "approver", "deployer")
 TOKEN_PREFIX = "po_"

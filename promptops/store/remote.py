@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from promptops.errors import StoreError
-from promptops.refs import check_selector
+from promptops.store.refs import check_selector
 
 GIT_TIMEOUT_S = 120
 

@@ -15,7 +15,7 @@ The result is written where the hub's own download would land, so
                                   .promptops-manifest.json
 
 ``HF_HOME`` here is ``$PROMPTOPS_HF_HOME``, else ``$HF_HOME``, else
-``~/.cache/promptops/hf`` (the same rule as ``promptops/triton.py``, which passes it
+``~/.cache/promptops/hf`` (the same rule as ``promptops/triton/launcher.py``, which passes it
 to the server). The revision is deterministic: the first 40 hex digits of
 ``sha256("promptops-smollm2/<FORMAT_VERSION>:<sha256 of the GGUF>")``, so the same
 wheel always gives the same folder and a new wheel (or conversion) a new one.
@@ -26,7 +26,7 @@ something moved it); anything else is rebuilt in a temporary folder and renamed 
 place. Older snapshots this script made are removed; snapshots it did not make (a
 real download) are left alone. Nothing is downloaded.
 
-Usage: ``python serving/prepare_weights.py [--force] [--quiet]``; prints the snapshot folder.
+Usage: ``python scripts/prepare_weights.py [--force] [--quiet]``; prints the snapshot folder.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # hfcache.py sits beside this script
+# promptops/triton/hfcache.py, imported alone: this runs in .venv-serve, where promptops is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "promptops" / "triton"))
 import hfcache  # noqa: E402
 from hfcache import MANIFEST, hf_home, sha256  # noqa: E402,F401 (part of this script's interface)
 

@@ -1,21 +1,23 @@
-"""Reading the settings dataclasses from the environment with pydantic-settings.
+"""Reading the settings dataclasses (promptops.config.settings) from `PROMPTOPS_*` variables.
 
-Imported only when a `PROMPTOPS_*` variable is set (see :func:`promptops.settings.from_env`):
-the model is generated from the dataclass's fields, so each variable is declared once.
+:func:`from_env` parses nothing when no variable of the class is set: the declared defaults are the answer.
+Otherwise pydantic-settings reads them, through a model generated from the dataclass's fields, so each
+variable is declared once. pydantic is imported only then: it costs ~130 ms (it imports asyncio), which
+`validate` and `log` cannot afford.
 """
 
 from __future__ import annotations
 
+import os
 import typing
 from dataclasses import MISSING, fields
 from functools import lru_cache
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, ValidationError, create_model
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from promptops.config.settings import Settings, env_name
 from promptops.errors import PromptOpsError
-from promptops.settings import Settings, env_name
+
+S = TypeVar("S", bound=Settings)
 
 _UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
 
@@ -34,6 +36,8 @@ def parse_duration(value: Any) -> float:
 
 
 def _annotation(hint: Any) -> Any:
+    from pydantic import BeforeValidator
+
     if get_origin(hint) is typing.Annotated and "duration" in get_args(hint)[1:]:
         return typing.Annotated[float, BeforeValidator(parse_duration)]
     return hint
@@ -51,13 +55,15 @@ def _accepted(hint: Any) -> str:
         base, "a non-empty value")
 
 
-class _Base(BaseSettings):
-    # Unset and empty variables keep the dataclass default; other PROMPTOPS_* names are not ours to judge.
-    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
-
-
 @lru_cache(maxsize=8)
-def _model(cls: type[Settings]) -> tuple[type[BaseSettings], dict[str, Any]]:
+def _model(cls: type[Settings]) -> tuple[type[Any], dict[str, Any]]:
+    from pydantic import Field, create_model
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class _Base(BaseSettings):
+        # Unset and empty variables keep the dataclass default; other PROMPTOPS_* names are not ours to judge.
+        model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+
     hints = typing.get_type_hints(cls, include_extras=True)
     spec: dict[str, Any] = {}
     for item in fields(cls):
@@ -69,8 +75,21 @@ def _model(cls: type[Settings]) -> tuple[type[BaseSettings], dict[str, Any]]:
     return model, hints
 
 
+def from_env(cls: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
+    """Settings from `PROMPTOPS_*` variables; `overrides` (command-line options) win over them.
+
+    Raises PromptOpsError naming every bad variable and its accepted forms.
+    """
+    present = {item.name for item in fields(cls) if env_name(item) in os.environ and item.name not in overrides}
+    if not present:
+        return cls(**overrides)
+    return parse(cls, overrides)
+
+
 def parse(cls: type[Any], overrides: dict[str, Any]) -> Any:
     """`cls` filled from the environment, `overrides` winning; PromptOpsError lists every bad variable."""
+    from pydantic import ValidationError
+
     model, hints = _model(cls)
     try:
         values = model(**{env_name(f): overrides[f.name] for f in fields(cls) if f.name in overrides})

@@ -8,7 +8,7 @@ of the context, and a `max_tokens` past the context is cut short there without a
 :func:`check_fits` refuses, before Triton, a prompt that leaves no room for an answer and a prompt plus
 `max_tokens` over the context (as vLLM's own OpenAI server does): a caller's mistake, answered as one.
 
-- The tokenizer is `tokenizer.json` in the folder promptops/chat_template.py finds through the model's
+- The tokenizer is `tokenizer.json` in the folder promptops/prompt/chat_template.py finds through the model's
   model.json (`tokenizer`, else `model`: a local folder, or a hub id's snapshot in the local Hugging Face
   cache: never downloaded from here), loaded with the `tokenizers` library (the Rust tokenizers transformers'
   fast tokenizers wrap; imported lazily, ~7 ms) with truncation and padding off, as transformers calls it.
@@ -37,7 +37,7 @@ RETRY_S = 60.0  # how long a model without a tokenizer or context stays unchecke
 
 def model_context(model: str, repositories: Iterable[Path]) -> int | None:
     """`max_model_len` of the newest version's `model.json` of `model`; None when absent or unreadable."""
-    from promptops.chat_template import model_json_of
+    from promptops.prompt.chat_template import model_json_of
 
     try:
         value = json.loads(model_json_of(model, [Path(r) for r in repositories]).read_text(encoding="utf-8"))
@@ -49,7 +49,7 @@ def model_context(model: str, repositories: Iterable[Path]) -> int | None:
 
 def _tokenizer(model: str, repositories: Sequence[Path] | None) -> Any | None:
     """The model's `tokenizers.Tokenizer`, or None when it has none on this machine."""
-    from promptops.chat_template import tokenizer_folder
+    from promptops.prompt.chat_template import tokenizer_folder
 
     try:
         path = tokenizer_folder(model, repositories, download=False, files=(TOKENIZER_FILE,)) / TOKENIZER_FILE
@@ -118,7 +118,7 @@ def for_model(model: str, repositories: Sequence[Path] | None = None) -> ModelTo
 
 
 def _read(model: str, repositories: Sequence[Path] | None) -> ModelTokens:
-    from promptops.chat_template import _repositories
+    from promptops.prompt.chat_template import _repositories
 
     try:
         where = _repositories(repositories)

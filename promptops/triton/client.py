@@ -33,7 +33,6 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from promptops import sampling as contract
 from promptops.errors import (
     InferenceError,
     InferenceTimeout,
@@ -42,6 +41,7 @@ from promptops.errors import (
     NotAnEmbeddingModel,
     ServerUnavailable,
 )
+from promptops.prompt import sampling as contract
 
 T = TypeVar("T")
 

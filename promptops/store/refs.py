@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Literal
 
 from promptops.errors import RefError
-from promptops.names import check_name
+from promptops.prompt.names import check_name
 
 KEYWORDS = ("head", "approved", "draft")
 MAX_SELECTOR = 200

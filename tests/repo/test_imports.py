@@ -1,0 +1,68 @@
+"""The layout's rules, read from the source: imports only go down (no circle, not even one hidden in a
+function-level import), and the core imports no edge and no web or CLI framework."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EDGES = ("gateway", "fastapi", "starlette", "gradio", "typer", "click", "uvicorn")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth (function-level imports included); TYPE_CHECKING ones too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    files = [p for package in ("promptops", "gateway") for p in (ROOT / package).rglob("*.py")
+             if "backend" not in p.parts]  # the vllm backend runs inside Triton, not imported by promptops
+    modules = {module_name(p): p for p in files}
+    return {name: {m for m in imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import circle between modules (a package's __init__ importing its own modules does not count)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node], _ = 1, stack.append(node)
+        for target in sorted(edges[node]):
+            if node.startswith(target + "."):
+                continue  # a module importing its own package's facade: the facade's job, not a circle
+            if state.get(target) == 1:
+                return stack[stack.index(target):] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[node], _ = 2, stack.pop()
+        return None
+
+    return next((found for node in sorted(edges) if node not in state and (found := visit(node))), None)
+
+
+def test_imports_only_go_down():
+    assert cycle(graph()) is None, " -> ".join(cycle(graph()) or [])
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "promptops").rglob("*.py")
+                                        if "cli" not in p.relative_to(ROOT / "promptops").parts),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_imports_no_edge_and_no_framework(path):
+    edges = {m for m in imports(path) if m.split(".")[0] in EDGES}
+    assert not edges, f"{path.relative_to(ROOT)} imports {sorted(edges)}"
