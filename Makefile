@@ -31,7 +31,7 @@ test: serving browser  ## the full suite (what CI runs)
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-fast: venv  ## unit and CLI tests only (no Triton, no browser)
-	PROMPTOPS_SKIP_SERVING=1 $(BIN)/python -m pytest -q tests/core tests/cli
+	PROMPTOPS_SKIP_SERVING=1 $(BIN)/python -m pytest -q tests/core tests/prompt tests/store tests/evaluation tests/config tests/cli
 
 test-slow: serving browser  ## soak, fuzz and load runs
 	$(BIN)/python -m pytest -m slow -q

@@ -1,7 +1,7 @@
 """The request contract of a `vllm` Triton model, defined once: sampling keys and extra outputs.
 
 Every place that speaks the contract reads it from here: the prompt schema's
-`config` (tests/core/test_sampling.py checks `schemas/prompt.schema.json` against
+`config` (tests/prompt/test_sampling.py checks `schemas/prompt.schema.json` against
 `schema_properties()`), the CPU `vllm` backend and the echo test model (both run
 inside Triton's stub with another Python and load this file by path, so it
 imports nothing from promptops and nothing outside the standard library), and

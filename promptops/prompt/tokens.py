@@ -2,7 +2,7 @@
 
 How vLLM counts, matched here: the backend hands the engine the rendered text (`{"prompt": text}`), and
 the engine encodes it with the model's tokenizer, special tokens included (`add_special_tokens=True`, what
-`tokenizer(text).input_ids` gives; tests/serving/test_vllm.py checks the engine's counts against it). The
+`tokenizer(text).input_ids` gives; tests/triton/test_vllm.py checks the engine's counts against it). The
 engine refuses a prompt of `max_model_len` tokens or more; with no `max_tokens` it generates up to the rest
 of the context, and a `max_tokens` past the context is cut short there without a word. So
 :func:`check_fits` refuses, before Triton, a prompt that leaves no room for an answer and a prompt plus

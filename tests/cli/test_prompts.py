@@ -8,7 +8,7 @@ from promptops.cli.app import app
 from promptops.prompt import chat_template
 from promptops.prompt.model import NEW_PROMPT
 from tests.conftest import prompt_doc
-from tests.core.test_chat_template import CHAT, make_model_repository
+from tests.prompt.test_chat_template import CHAT, make_model_repository
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ import pytest
 from gateway.app import create_app
 from gateway.server import ServerThread
 from gateway.settings import GatewaySettings
-from tests.serving.test_embeddings import CAT, CAT_TOO, MODEL, REVENUE, TEXTS, cosine, reference
+from tests.triton.test_embeddings import CAT, CAT_TOO, MODEL, REVENUE, TEXTS, cosine, reference
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.test_signed_approvals import keypair, sign_with
+from tests.store.test_signed_approvals import keypair, sign_with
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from promptops.prompt import sampling as sampling_contract
 from promptops.triton import launcher as triton
 from promptops.triton.client import Completion, InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
 from tests.conftest import prompt_doc
-from tests.core.test_schema import problems_of
+from tests.prompt.test_schema import problems_of
 
 TEXT = "the quick brown fox"
 
@@ -201,7 +201,7 @@ def example(key):
     return EXAMPLES[key.kind]
 
 
-# With tests/core/test_sampling.py: schema == sampling.py == the installed vLLM == what the echo model accepts.
+# With tests/prompt/test_sampling.py: schema == sampling.py == the installed vLLM == what the echo model accepts.
 @pytest.mark.parametrize("key", sampling_contract.KEYS.values(), ids=list(sampling_contract.KEYS))
 def test_the_schema_and_the_echo_model_accept_every_key(echo_server, key):
     config = {key.name: example(key)}

@@ -25,7 +25,7 @@ def test_the_schema_config_is_generated_from_sampling_py():
 
 
 def test_sampling_py_has_every_key_the_installed_vllm_accepts():
-    # The echo model's side: tests/serving/test_echo.py::test_the_schema_and_the_echo_model_accept_every_key.
+    # The echo model's side: tests/triton/test_echo.py::test_the_schema_and_the_echo_model_accept_every_key.
     require_serving()
     python = triton.locate(triton.TritonConfig().python_env).python
     out = subprocess.run([str(python), "-c", VLLM_FIELDS], capture_output=True, text=True, check=True, timeout=300)

@@ -14,7 +14,7 @@ from promptops.errors import ModelError
 from promptops.triton import launcher as triton
 from promptops.triton.client import InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
 from tests.conftest import require_serving
-from tests.serving.test_echo import CONTRACT_OUTPUTS, raw_responses, shapes
+from tests.triton.test_echo import CONTRACT_OUTPUTS, raw_responses, shapes
 
 pytestmark = pytest.mark.vllm
 MODEL = "smollm2-135m"

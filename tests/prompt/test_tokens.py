@@ -41,5 +41,5 @@ def test_smollm2_counts_as_vllm_does():
     if triton.hub_snapshot(triton.TritonConfig().hf_home, SMOLLM2) is None:
         pytest.skip(f"{SMOLLM2} is not in the Hugging Face cache (scripts/setup-serving.sh prepares it)")
     # 16: transformers' AutoTokenizer(text).input_ids in .venv-serve, which is what vLLM counts
-    # (tests/serving/test_vllm.py checks the engine's own num_input_tokens against it).
+    # (tests/triton/test_vllm.py checks the engine's own num_input_tokens against it).
     assert tokens.count("smollm2-135m", TWO_PLUS_TWO, [triton.REPO_ROOT / "model_repository"]) == 16
