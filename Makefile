@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv serving browser serve test test-fast test-slow lint bench tour clean
+.PHONY: help venv serving browser k8s-tools serve test test-fast test-slow lint bench tour clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -24,10 +24,13 @@ serving: venv  ## the model-server virtualenv (.venv-serve) and the embedded mod
 browser:  ## Debian's chromium for the browser tests
 	bash scripts/setup-browser.sh
 
+k8s-tools:  ## helm, kubectl, kubernetes-validate, checkov and the CRD validators in .tools/ (tests/deploy)
+	bash scripts/setup-k8s-tools.sh
+
 serve: serving  ## run the product: Triton + vLLM + gateway + UI on http://localhost:7070
 	$(BIN)/promptops serve
 
-test: serving browser  ## the full suite (what CI runs)
+test: serving browser k8s-tools  ## the full suite (what CI runs)
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-fast: venv  ## unit and CLI tests only (no Triton, no browser)
@@ -49,4 +52,4 @@ tour: venv  ## a short CLI tour on the example prompts
 	$(BIN)/promptops render chat --var user="What is the capital of Germany?"
 
 clean:  ## remove virtualenvs and runtime state
-	rm -rf $(VENV) .venv-serve .promptops
+	rm -rf $(VENV) .venv-serve .promptops .tools

@@ -6,7 +6,7 @@ Three paths per measure:
 - direct: echo rows: a bare `tritonclient.grpc.aio` stream (one long-lived stream per client, the same
   inputs and return flags the gateway sends); LLM rows: vLLM's engine in-process, alone on the machine
   (benchmarks/serving.py's engine script, in .venv-serve).
-- promptops client: `promptops.triton.client.InferenceClient.stream_events`, what the gateway itself calls
+- promptops client: `promptops.triton.client.InferenceClient.stream`, what the gateway itself calls
   (one gRPC stream per request, usage flags). Not a target; it shows where the difference comes from.
 - gateway: `promptops serve --no-ui` in its own process (uvicorn), on loopback (generation is open there;
   nothing here writes, so no credential is needed). Echo: `POST /v1/chat` streamed (SSE); LLM: `POST
@@ -23,7 +23,7 @@ figures are the stable ones; latency and requests/s move with whatever else runs
 
 LLM rows: SmolLM2-135M (model_repository/smollm2-135m), greedy, ignore_eos, a fixed max_tokens, so every
 stream generates the same number of tokens; tokens are the model's own counts (the engine's token ids,
-the Completion's num_output_tokens, OpenAI `usage`), never counted chunks. Tokens/s is the sum of the
+the Answer's num_output_tokens, OpenAI `usage`), never counted chunks. Tokens/s is the sum of the
 completion tokens of `--clients` concurrent streams over their wall time, median of 3 batches; time to
 first token is the median of 10 single streams of 16 tokens. The engine runs first, alone; then Triton: client and
 gateway batches alternate.
@@ -165,7 +165,7 @@ class ClientStream:
         self.client = client
 
     async def __call__(self) -> None:
-        chunks = [e async for e in self.client.stream_events("echo", ECHO_MESSAGE, ECHO_SAMPLING)
+        chunks = [e async for e in self.client.stream("echo", ECHO_MESSAGE, ECHO_SAMPLING)
                   if isinstance(e, str)]
         if len(chunks) != 3:
             raise RuntimeError(f"expected 3 chunks, got {chunks}")
@@ -337,7 +337,7 @@ class GatewayOpenAI(HTTPStream):
 async def client_stream(client: InferenceClient, text: str, max_tokens: int) -> Stream:
     sampling = {**PROMPTS["story"]["config"], "max_tokens": max_tokens}
     start, first, tokens = time.perf_counter(), None, None
-    async for event in client.stream_events(LLM_MODEL, text, sampling):
+    async for event in client.stream(LLM_MODEL, text, sampling):
         if not isinstance(event, str):
             tokens = event.completion_tokens
         elif first is None:
@@ -552,7 +552,7 @@ def main() -> None:
                 ("measure", "direct", "promptops client", "gateway", "gateway vs direct", "gateway vs client",
                  "target", "met"), rows)
     print("direct: echo = bare tritonclient.grpc.aio stream, LLM = vLLM engine in-process, alone. promptops client: "
-          "InferenceClient.stream_events (what the gateway calls). CPU: utime+stime; 'process calling Triton' = "
+          "InferenceClient.stream (what the gateway calls). CPU: utime+stime; 'process calling Triton' = "
           "the load generator (direct, client) or the gateway process. Tokens: the model's own counts (usage).")
 
 

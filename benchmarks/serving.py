@@ -102,7 +102,7 @@ async def _client_stream(client: InferenceClient, tokens: int) -> tuple[float, i
     """(time to first token, the model's own completion token count, total time) of one stream."""
     sampling = {"temperature": 0, "max_tokens": tokens, "ignore_eos": True}
     start, first, count = time.perf_counter(), None, 0
-    async for event in client.stream_events(MODEL, PROMPT, sampling):
+    async for event in client.stream(MODEL, PROMPT, sampling):
         if not isinstance(event, str):
             count = event.completion_tokens
         elif first is None:

@@ -29,6 +29,7 @@ from gateway.settings import GatewaySettings, get_settings
 from promptops.errors import PromptOpsError
 from promptops.store import PromptStore, open_store, remote
 from promptops.triton.client import InferenceClient
+from promptops.triton.launcher import local_grpc_url
 
 log = logging.getLogger("gateway")
 
@@ -103,7 +104,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: GatewaySettings = app.state.settings
     store = await asyncio.to_thread(open_gateway_store, settings)
     store.lock_timeout_s = settings.lock_timeout_s  # a write waits this long for the lock, then 503
-    client = InferenceClient(settings.triton_url, settings.request_timeout_s)
+    # triton_url's one default (promptops.config.settings.Settings): None is the local server.
+    client = InferenceClient(settings.triton_url or local_grpc_url(), settings.request_timeout_s)
     service = app.state.service = Service(settings, store, client, app.state.metrics)
     await asyncio.to_thread(service.live.build)  # the first catalog (the newest commit that validates)
     task = None

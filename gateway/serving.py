@@ -5,6 +5,10 @@ The HTTP routes, the OpenAI-compatible routes, the seed endpoint and the Gradio 
 metrics are the same whichever door a request came in by. Rendering, checking and generating are
 the core's (`promptops.chat`); this adds the per-caller limits (gateway/limits.py), the max_tokens
 cap and the Prometheus metrics, all counted from the model's own token counts.
+
+The HTTP routes (`/v1/chat`, the OpenAI routes, the seed `/prompt`) take an answer through
+`start_stream` or `complete` here, which also record the model's time for the Server-Timing header;
+`EventStream` frames a streamed one. A request goes down route -> this module -> promptops.chat.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth import TTFT, UPSTREAM
 from gateway.errors import MaxTokensOverCap, type_of
 from gateway.limits import CallerLimits, Gate, default_cap
 from gateway.metrics import Metrics
@@ -35,6 +41,17 @@ from promptops.store.live import LiveCatalog
 from promptops.store.refs import parse_ref
 from promptops.store.resolve import Default
 from promptops.triton.client import InferenceClient
+
+Events = AsyncIterator[str | Answer]
+"""What `Service.generate` yields: text deltas, then the Answer."""
+
+
+class TurnModel(BaseModel):
+    """One past chat turn in a request body (`history` of /v1/chat and of a render)."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: str
+    content: str
 
 
 def headers(prepared: Prepared) -> dict[str, str]:
@@ -235,6 +252,26 @@ class Service:
         return changed, head
 
 
+async def start_stream(service: Service, prepared: Prepared, endpoint: str, caller: str | None, scope: Scope, *,
+                       logprobs: bool = False) -> tuple[Events, str | Answer]:
+    """Start generating for an HTTP route and wait for the first event (a delta, or the Answer of an empty
+    answer), so a failure before it gets a real HTTP status (a caller over its concurrency limit included:
+    429). The wait is recorded in `scope` for the Server-Timing header (gateway/auth.py)."""
+    events = service.generate(prepared, endpoint, caller, logprobs=logprobs)
+    started = time.perf_counter()
+    first = await anext(events)
+    scope[UPSTREAM] = scope[TTFT] = time.perf_counter() - started
+    return events, first
+
+
+async def complete(service: Service, prepared: Prepared, endpoint: str, caller: str | None, scope: Scope, *,
+                   logprobs: bool = False) -> Answer:
+    """The whole answer for an HTTP route; the model's time is recorded in `scope` for the Server-Timing header."""
+    answer = await service.complete(prepared, endpoint, caller, logprobs=logprobs)
+    scope[UPSTREAM], scope[TTFT] = answer.total_s, answer.ttft_s
+    return answer
+
+
 try:  # orjson (a gradio dependency) encodes ~5x faster; the stdlib is the fallback
     from orjson import dumps
 except ImportError:  # pragma: no cover
@@ -305,4 +342,5 @@ class EventStream(Response):
         await send({"type": "http.response.body", "body": held, "more_body": False})
 
 
-__all__ = ["Answer", "EventStream", "Last", "Prepared", "Service", "dumps", "headers", "sse", "to_turns"]
+__all__ = ["Answer", "EventStream", "Events", "Last", "Prepared", "Service", "complete", "dumps", "headers", "sse",
+           "start_stream", "to_turns", "TurnModel"]

@@ -56,7 +56,6 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 class GatewaySettings(Settings):
     """Everything the gateway and the UI need; immutable, so one instance can be shared."""
 
-    triton_url: str | None = "localhost:8001"
     serve_drafts: bool = False
     # A token with every role, for automation; what it does is recorded as author_name/author_email.
     admin_token: str | None = field(default=None, repr=False)

@@ -12,9 +12,10 @@ framework.
   refuses an empty prompt (`EmptyPrompt`): a template prompt that rendered to whitespace only, or
   a chat prompt whose own user messages are empty (its rendered text always holds the template's
   markup, so the markup is not what is checked).
-- `generate(client, prepared)` yields the text deltas, then one `Answer`: the model's own token
-  counts (`num_input_tokens`/`num_output_tokens`), its finish reason, log probabilities when asked,
-  and the time to first token and total time from the clock. Nothing is estimated.
+- `generate(client, prepared)` yields the text deltas, then one `Answer` (promptops.triton.client, the
+  one answer type): the model's own token counts (`num_input_tokens`/`num_output_tokens`), its finish
+  reason, log probabilities when asked, and the time to first token and total time from the clock.
+  Nothing is estimated.
 - `complete(client, prepared)` is the same, collected into the `Answer`.
 
 Messages in the OpenAI shape (`[{role, content}]`) map onto a prompt by `split_messages`: the last
@@ -26,7 +27,6 @@ entry, else before the last user message, in a chat prompt). A caller's `system`
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
 from promptops.prompt.model import Prompt, dump_document
 from promptops.prompt.render import ChatTemplateSource, Turn, chat_messages, render
-from promptops.triton.client import Completion
+from promptops.triton.client import Answer
 
 if TYPE_CHECKING:
     from promptops.store import Resolved
@@ -43,12 +43,11 @@ if TYPE_CHECKING:
 MESSAGE_ROLES = ("user", "assistant")  # roles of past turns and OpenAI-style `messages` a caller may send
 
 
-class EventStreamer(Protocol):
+class Streamer(Protocol):
     """What the pipeline needs from an inference client (promptops.triton.client.InferenceClient)."""
 
-    def stream_events(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                      logprobs: bool = False, timeout_s: float | None = None
-                      ) -> AsyncIterator[str | Completion]: ...
+    def stream(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
+               logprobs: bool = False, timeout_s: float | None = None) -> AsyncIterator[str | Answer]: ...
 
 
 @dataclass(frozen=True)
@@ -69,34 +68,6 @@ class Prepared:
         """Which prompt version and model answered, for final events and JSON answers."""
         return {"prompt": self.name, "version": self.version, "commit": self.commit or None,
                 "approved": self.approved, "label": self.label, "model": self.model}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A finished answer: the model's own counts and finish reason, and the clock's timing."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str | None  # "stop", "length", ... as the model said; None if it never did
-    ttft_s: float | None  # None when no text came (an empty answer)
-    total_s: float
-    logprobs: list[dict[str, Any]] | None = None  # per generated token: {token id: {logprob, rank, decoded_token}}
-    cumulative_logprob: float | None = None
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def usage(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens}
-
-    def timing(self) -> dict[str, float | None]:
-        def ms(value: float | None) -> float | None:
-            return None if value is None else round(value * 1000, 3)
-
-        return {"ttft_ms": ms(self.ttft_s), "total_ms": ms(self.total_s)}
 
 
 def check_caller_role(role: Any, where: str) -> None:
@@ -205,8 +176,8 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
                     sampling=sampling, approved=approved, label=label, source=source)
 
 
-async def generate(client: EventStreamer, prepared: Prepared, *, logprobs: bool = False,
-                   timeout_s: float | None = None) -> AsyncIterator[str | Answer]:
+def generate(client: Streamer, prepared: Prepared, *, logprobs: bool = False,
+             timeout_s: float | None = None) -> AsyncIterator[str | Answer]:
     """Yield the answer's text deltas as the model streams them, then one `Answer`.
 
     `logprobs=True` asks the model for log probabilities (the sampling `logprobs` key, default 0, says
@@ -214,31 +185,19 @@ async def generate(client: EventStreamer, prepared: Prepared, *, logprobs: bool 
     request on the server. Raises the client's errors (ServerUnavailable, ModelNotFound, ModelError,
     InferenceTimeout).
     """
-    started = time.perf_counter()
-    ttft: float | None = None
-    events = client.stream_events(prepared.model, prepared.text, prepared.sampling, logprobs=logprobs,
-                                  timeout_s=timeout_s)
-    async with aclosing(events):  # closing us must cancel the request now, not when collected
-        async for event in events:
-            if isinstance(event, str):
-                if ttft is None:
-                    ttft = time.perf_counter() - started
-                yield event
-                continue
-            yield Answer(event.text, event.prompt_tokens, event.completion_tokens, event.finish_reason, ttft,
-                         time.perf_counter() - started, event.logprobs, event.cumulative_logprob)
+    return client.stream(prepared.model, prepared.text, prepared.sampling, logprobs=logprobs, timeout_s=timeout_s)
 
 
-async def complete(client: EventStreamer, prepared: Prepared, *, logprobs: bool = False,
+async def complete(client: Streamer, prepared: Prepared, *, logprobs: bool = False,
                    timeout_s: float | None = None) -> Answer:
     """The whole answer (streamed internally, so the time to first token is measured too)."""
-    answer: Answer | None = None
-    async for event in generate(client, prepared, logprobs=logprobs, timeout_s=timeout_s):
-        if isinstance(event, Answer):
-            answer = event
-    assert answer is not None  # stream_events always ends with a Completion
-    return answer
+    events = generate(client, prepared, logprobs=logprobs, timeout_s=timeout_s)
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, Answer):
+                return event
+    raise AssertionError("a stream always ends with an Answer")
 
 
-__all__ = ["Answer", "EventStreamer", "Prepared", "check_caller_role", "complete", "generate", "prepare",
+__all__ = ["Answer", "Streamer", "Prepared", "check_caller_role", "complete", "generate", "prepare",
            "split_messages", "to_turns", "with_overrides"]

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptops.chat import Streamer
 from promptops.errors import Problem, PromptInvalid, PromptOpsError
 from promptops.evaluation.assertions import JUDGE_PROMPT, Tools
 from promptops.evaluation.datasets import DatasetError
 from promptops.evaluation.runner import (
     EMBEDDING_MODEL,
     Target,
-    TextStreamer,
     commit_opener,
     embedder,
     judge_for,
@@ -188,7 +188,7 @@ def _validate_head(change: Change, prompts_dir: str) -> list[Problem]:
 class _Runner:
     """What running test cases needs: the client, the tools of assertions, the head commit's files."""
 
-    client: TextStreamer
+    client: Streamer
     tools: Tools
     opener: Any
     default_model: str
@@ -293,7 +293,7 @@ def _judge_at(store: PromptStore, commit: str) -> Any:
     return load
 
 
-async def build_review(store: PromptStore, base: str, head: str, *, client: TextStreamer | None = None,
+async def build_review(store: PromptStore, base: str, head: str, *, client: Streamer | None = None,
                        default_model: str = "smollm2-135m", concurrency: int = 2,
                        embedding_model: str = EMBEDDING_MODEL, tools: Tools | None = None) -> Review:
     """Diff, validate and (with a client) run the test cases of every prompt changed and label moved.

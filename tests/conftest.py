@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from promptops.config.users import Users
 from promptops.errors import TritonLaunchError
 from promptops.triton import launcher as triton
+from promptops.triton.client import Answer, InferenceClient, run_sync
+
+T = TypeVar("T")
 
 ECHO_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 
@@ -122,6 +125,30 @@ def _server(tmp: Path, repositories: list[Path], models: list[str]) -> Iterator[
         yield config
     finally:
         triton.down(config)
+
+
+def ask(url: str, call: Callable[[InferenceClient], Awaitable[T]], timeout_s: float = 60.0) -> T:
+    """`call(client)` on a fresh client of the Triton at `url`, blocking (the client is closed after)."""
+    async def main() -> T:
+        async with InferenceClient(url, timeout_s) as client:
+            return await call(client)
+
+    return run_sync(main())
+
+
+def complete(url: str, model: str, prompt: str, sampling: dict[str, Any] | None = None, *, timeout_s: float = 60.0,
+             logprobs: bool = False) -> Answer:
+    """`InferenceClient.complete`, blocking."""
+    return ask(url, lambda client: client.complete(model, prompt, sampling, logprobs=logprobs), timeout_s)
+
+
+def stream(url: str, model: str, prompt: str, sampling: dict[str, Any] | None = None, *, timeout_s: float = 60.0,
+           logprobs: bool = False) -> list[str | Answer]:
+    """Every event of `InferenceClient.stream`, blocking: the text deltas, then the Answer."""
+    async def collect(client: InferenceClient) -> list[str | Answer]:
+        return [event async for event in client.stream(model, prompt, sampling, logprobs=logprobs)]
+
+    return ask(url, collect, timeout_s)
 
 
 @pytest.fixture(scope="session")

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import Scope
 
-from gateway.auth import TTFT, UPSTREAM
 from gateway.deps import identity, service_of
 from gateway.errors import error_body, error_response
-from gateway.routes.prompts import TurnModel
-from gateway.serving import Answer, EventStream, Last, Prepared, Service, dumps, headers, sse
+from gateway.serving import (
+    Answer,
+    Events,
+    EventStream,
+    Last,
+    Prepared,
+    TurnModel,
+    complete,
+    dumps,
+    headers,
+    sse,
+    start_stream,
+)
 from promptops.errors import PromptOpsError
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-Events = AsyncIterator[str | Answer]
 
 
 class ChatRequest(BaseModel):
@@ -31,26 +38,6 @@ class ChatRequest(BaseModel):
     history: list[TurnModel] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict, description="sampling overrides, checked by the schema")
     stream: bool = False
-
-
-async def start_stream(service: Service, prepared: Prepared, endpoint: str, caller: str | None, scope: Scope, *,
-                       logprobs: bool = False) -> tuple[Events, str | Answer]:
-    """Start generating and wait for the first event (a delta, or the Answer of an empty answer), so a
-    failure before it gets a real HTTP status (a caller over its concurrency limit included: 429).
-    The wait is recorded in `scope` for the Server-Timing header (gateway/auth.py)."""
-    events = service.generate(prepared, endpoint, caller, logprobs=logprobs)
-    started = time.perf_counter()
-    first = await anext(events)
-    scope[UPSTREAM] = scope[TTFT] = time.perf_counter() - started
-    return events, first
-
-
-async def complete(service: Service, prepared: Prepared, endpoint: str, caller: str | None, scope: Scope, *,
-                   logprobs: bool = False) -> Answer:
-    """The whole answer; the model's time is recorded in `scope` for the Server-Timing header."""
-    answer = await service.complete(prepared, endpoint, caller, logprobs=logprobs)
-    scope[UPSTREAM], scope[TTFT] = answer.total_s, answer.ttft_s
-    return answer
 
 
 def finished(prepared: Prepared, answer: Answer) -> dict[str, Any]:

@@ -60,7 +60,7 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
     """OpenAI Embeddings: one unit-length vector per input text, from `model` on Triton."""
     texts = body.texts()
     try:
-        result = await service_of(request).client.embeddings(body.model, texts)
+        result = await service_of(request).client.embed(body.model, texts)
     except (ModelNotFound, NotAnEmbeddingModel) as exc:  # the caller chose the model: a client error
         raise UnknownModel(exc.message, fix="name an embedding model this server loads, e.g. all-minilm-l6-v2") \
             from None

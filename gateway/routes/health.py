@@ -29,7 +29,7 @@ async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
     triton = await service.client.is_ready()
     model = triton and await service.client.is_ready(settings.default_model)
     if not triton:
-        reasons.append(f"Triton at {settings.triton_url} is not ready")
+        reasons.append(f"Triton at {service.client.url} is not ready")
     elif not model:
         reasons.append(f"model {settings.default_model!r} is not loaded in Triton")
     live = service.live

@@ -29,8 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import ServiceDep, identity, service_of
 from gateway.errors import error_body, error_response
-from gateway.routes.chat import Events, complete, start_stream
-from gateway.serving import Answer, EventStream, Last, Prepared, dumps, headers
+from gateway.serving import Answer, Events, EventStream, Last, Prepared, complete, dumps, headers, start_stream
 from promptops.chat import split_messages
 from promptops.errors import PromptOpsError
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import ApproverDep, DeployerDep, EditorDep, ServiceDep, SettingsDep
-from gateway.serving import Service, to_turns
+from gateway.serving import Service, TurnModel, to_turns
 from promptops.errors import Forbidden, RefError, VersionNotFound
 from promptops.prompt import diff as prompt_diff
 from promptops.prompt.names import check_name
@@ -23,14 +23,6 @@ from promptops.store import LabelChange, Resolved, Version
 from promptops.store.refs import check_selector
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
-
-
-class TurnModel(BaseModel):
-    """One past chat turn."""
-
-    model_config = ConfigDict(extra="forbid")
-    role: str
-    content: str
 
 
 class RenderRequest(BaseModel):

@@ -20,8 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from gateway.deps import identity, service_of
 from gateway.errors import error_response
-from gateway.routes.chat import complete
-from gateway.serving import headers
+from gateway.serving import complete, headers
 from promptops.errors import PromptInvalid, PromptOpsError
 from promptops.prompt.schema import check_bytes
 

@@ -75,7 +75,7 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
             resolved = await service.serve(ref, user)
             prepared = service.prepare(resolved, text, history)
         except PromptOpsError as exc:
-            shown[-1] = {"role": "assistant", "content": f"⚠️ {exc.message}"}
+            shown[-1] = {"role": "assistant", "content": f"**Error:** {exc.message}"}
             yield shown, history, "", describe_error(exc)
             return
         answer, done, note = "", None, resolved_notice(service, resolved)
@@ -89,7 +89,7 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
                 shown[-1] = {"role": "assistant", "content": answer}
                 yield shown, history, "", note
         except PromptOpsError as exc:
-            shown[-1] = {"role": "assistant", "content": f"{answer}\n\n⚠️ {exc.message}"}
+            shown[-1] = {"role": "assistant", "content": f"{answer}\n\n**Error:** {exc.message}"}
             yield shown, history, "", describe_error(exc)
             return
         assert done is not None  # the pipeline always ends with an Answer

@@ -9,9 +9,7 @@ from gateway.auth import Auth, ui_caller
 from gateway.serving import Service
 from promptops.config.users import User
 from promptops.errors import PromptInvalid, PromptOpsError
-from promptops.store import Resolved, Version
-from promptops.store.refs import parse_ref
-from promptops.store.resolve import SERVING_LABEL
+from promptops.store import SERVING_LABEL, Resolved, Version, parse_ref
 
 GetService = Callable[[], Service]
 Choices = list[tuple[str, str]]
@@ -128,7 +126,7 @@ def ui_identity(service: Service, auth: Auth, request: Any) -> tuple[User | None
 def describe_error(exc: PromptOpsError) -> str:
     """Markdown for an error: the message, each problem of an invalid prompt, and the fix."""
     if isinstance(exc, PromptInvalid):
-        lines = [f"- ❌ `{p.location()}`: {p.message}" + (f" — *{p.fix}*" if p.fix else "")
+        lines = [f"- **error** `{p.location()}`: {p.message}" + (f" — *{p.fix}*" if p.fix else "")
                  for p in exc.problems if p.severity == "error"]
         return "**Invalid prompt — nothing was written.**\n" + "\n".join(lines)
     text = f"**{exc.message}**"

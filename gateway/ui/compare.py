@@ -174,7 +174,7 @@ def build_compare(get: GetService, auth: Auth) -> dict[str, Any]:
             async for side, event in events:
                 current = sides[side]
                 if isinstance(event, PromptOpsError):
-                    current.footer = f"⚠️ {describe_error(event)}"
+                    current.footer = f"**Error:** {describe_error(event)}"
                 elif isinstance(event, Answer):
                     current.footer = footer(ready[side], event)
                 else:

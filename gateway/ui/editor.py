@@ -44,14 +44,14 @@ def acting(auth: Auth, settings: GatewaySettings, request: gr.Request, role: str
 def validation_report(name: str, text: str) -> str:
     """Markdown: every problem the core finds in `text` as prompt `name`, or that it is valid."""
     if not name:
-        return "⚠️ Give the prompt a name."
+        return "**Give the prompt a name.**"
     _, problems = check_bytes(text.encode("utf-8"), name, f"{name}.json")
     if not problems:
-        return "✅ Valid prompt."
-    lines = [f"- {'❌' if p.severity == 'error' else '⚠️'} `{p.location()}`: {p.message}"
+        return "Valid prompt."
+    lines = [f"- **{'error' if p.severity == 'error' else 'warning'}** `{p.location()}`: {p.message}"
              + (f" — *{p.fix}*" if p.fix else "") for p in problems]
-    heading = "❌ **Invalid — fix these before saving:**" if any(p.severity == "error" for p in problems) else \
-        "✅ Valid, with warnings:"
+    heading = "**Invalid — fix these before saving:**" if any(p.severity == "error" for p in problems) else \
+        "Valid, with warnings:"
     return heading + "\n" + "\n".join(lines)
 
 
@@ -110,7 +110,7 @@ def build_editor(get: GetService, settings: GatewaySettings, auth: Auth) -> dict
                 extra = f"\n\nRefused: version {exc.current_version} is current. Reload it, re-apply your edit, save."
             return current, describe_error(exc) + extra, gr.update()
         saved = {"name": prompt, "commit": version.commit, "number": version.number}
-        text_out = f"✅ Saved **{prompt} v{version.number}** as commit `{version.short}`" + (
+        text_out = f"Saved **{prompt} v{version.number}** as commit `{version.short}`" + (
             " (already approved)" if version.approved else " — a draft until approved.")
         return saved, text_out, gr.update(choices=prompt_names(service), value=prompt)
 
@@ -125,7 +125,7 @@ def build_editor(get: GetService, settings: GatewaySettings, auth: Auth) -> dict
             version, created = service.store.approve(prompt, current["number"], approver=user.identity)
         except PromptOpsError as exc:
             return describe_error(exc)
-        return (f"✅ Approved **{prompt} v{version.number}** (tag `{version.tag}`)." if created
+        return (f"Approved **{prompt} v{version.number}** (tag `{version.tag}`)." if created
                 else f"{prompt} v{version.number} was already approved.")
 
     def on_promote(current: Base, chosen: str | None, request: gr.Request) -> str:
@@ -142,7 +142,7 @@ def build_editor(get: GetService, settings: GatewaySettings, auth: Auth) -> dict
             change = service.store.promote(f"{prompt}@{number}", wanted, commit=True, author=user.identity)
         except PromptOpsError as exc:
             return describe_error(exc)
-        return f"✅ {change.describe()}" + (f" (commit `{change.commit[:7]}`)." if change.commit else ".")
+        return f"{change.describe()}" + (f" (commit `{change.commit[:7]}`)." if change.commit else ".")
 
     existing.input(on_open, existing, [name, editor, base, state, result])
     new.click(on_new, name, [editor, base, state, result])

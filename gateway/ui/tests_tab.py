@@ -68,6 +68,11 @@ async def run_version_tests(service: Service, resolved: Resolved, on_case: OnCas
     return records
 
 
+def verdict(passed: bool) -> str:
+    """Words, not ✅/❌: Gradio's bundled fonts lack those glyphs, and Debian's Chromium (no emoji font) shows boxes."""
+    return "**pass**" if passed else "**FAIL**"
+
+
 def percent(rate: float) -> str:
     return f"{rate * 100:.0f} %"
 
@@ -110,16 +115,16 @@ def run_details(run: RunRecord) -> str:
     lines = [f"**{run.prompt} {run.version}{label}**{commit} on {run.model} · {passed}/{len(run.cases)} cases passed "
              f"({percent(run.pass_rate)}) · {run.duration_ms:.0f} ms · run `{run.id}`"]
     for case in run.cases:
-        verdict = "✅ passed" if case.passed else "❌ failed"
-        lines.append(f"\n#### {case.name} — {verdict} ({case.passes}/{len(case.attempts)} attempts)")
+        lines.append(f"\n#### {case.name} — {'pass' if case.passed else 'FAIL'} "
+                     f"({case.passes}/{len(case.attempts)} attempts)")
         for attempt in case.attempts:
             if attempt.error is not None:
-                lines.append(f"- ⚠️ error: {attempt.error}")
+                lines.append(f"- **error**: {attempt.error}")
                 continue
             tokens = f"{attempt.prompt_tokens} + {attempt.completion_tokens} tokens · " \
                 if attempt.prompt_tokens is not None else ""
             lines.append(f"{tokens}{attempt.latency_ms:.0f} ms\n\n{fence(attempt.answer)}")
-            lines += [f"- {'✅' if a.passed else '❌'} `{a.type}`: {a.reason}" for a in attempt.assertions]
+            lines += [f"- {verdict(a.passed)} `{a.type}`: {a.reason}" for a in attempt.assertions]
     return "\n".join(lines)
 
 
@@ -200,7 +205,7 @@ def build_tests(get: GetService, settings: GatewaySettings, auth: Auth) -> dict[
             while (item := await finished.get()) is not None:
                 done += 1
                 count = f"{done}/{total}" if total is not None else str(done)
-                lines.append(f"- {count} {'✅' if item[1] else '❌'} {item[0]}")
+                lines.append(f"- {count} {verdict(item[1])} {item[0]}")
                 yield ("\n".join(lines), *unchanged)
             records = await task
         except PromptOpsError as exc:

@@ -21,17 +21,14 @@ def label_rows(store: PromptStore, name: str) -> list[list[Any]]:
     labels = store.labels()
     names = sorted(set(labels.of(name)) | set(labels.protected), key=lambda label: (label not in labels.protected,
                                                                                     label))
-    # Dates and authors from the store's cached first-parent history (the labels file's commits are on it).
-    snap, _ = store.history.at(store.head_commit())
-    where = snap.index()
     rows = []
     for label in names:
-        history = store.label_history(name, label)
-        while history and history[0][1] is None:  # before the label was first set: not a move
-            history.pop(0)
-        for commit, number in reversed(history):
-            _, author, _, date, _ = snap.commits[where[commit]] if commit in where else ("", "", "", "", "")
-            rows.append([label, f"v{number}" if number is not None else "(unset)", commit[:7], date, author])
+        events = store.label_events(name, label)
+        while events and events[0].version is None:  # before the label was first set: not a move
+            events.pop(0)
+        for event in reversed(events):
+            rows.append([label, f"v{event.version}" if event.version is not None else "(unset)", event.commit[:7],
+                         event.date, event.author])
     return rows
 
 
@@ -61,8 +58,8 @@ def build_viewer(get: GetService) -> dict[str, Any]:
         service = get()
         try:
             versions = service.store.versions(name)
-            rows = [[v.number, "revoked" if v.revoked else "✓" if v.approved else "", ", ".join(v.labels), v.short,
-                     v.author, v.date, v.message, v.tag or ""] for v in reversed(versions)]
+            rows = [[v.number, "revoked" if v.revoked else "approved" if v.approved else "", ", ".join(v.labels),
+                     v.short, v.author, v.date, v.message, v.tag or ""] for v in reversed(versions)]
             choices = [(label, value) for label, value in version_choices(service, name)
                        if value.partition("@")[2].isdigit()]
             labelled = label_rows(service.store, name)

@@ -1,17 +1,19 @@
 """What every command reads from the global options: the repository and prompts directory, and the settings.
 
 The command modules import this, never the Typer application (promptops.cli.app), so the application can
-import them without a circle.
+import them without a circle. The settings model is imported when the settings are first asked for:
+`validate` needs only the two paths, and the reader costs a few milliseconds of its ~100 ms.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from promptops.config.reader import from_env
-from promptops.config.settings import Settings
+if TYPE_CHECKING:
+    from promptops.config.settings import Settings
 
 
 def workspace_paths(ctx: typer.Context) -> tuple[Path, str]:
@@ -19,7 +21,7 @@ def workspace_paths(ctx: typer.Context) -> tuple[Path, str]:
     from promptops.config.settings import find_repo_root
 
     obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
+    if obj is not None and not isinstance(obj, dict):  # the settings, already built
         return obj.repo, obj.prompts_dir
     options = obj or {}
     return options.get("repo") or find_repo_root(), options.get("prompts_dir") or "prompts"
@@ -27,6 +29,9 @@ def workspace_paths(ctx: typer.Context) -> tuple[Path, str]:
 
 def settings(ctx: typer.Context) -> Settings:
     """The settings: `PROMPTOPS_*` variables with the global options on top (built once per command)."""
+    from promptops.config.reader import from_env
+    from promptops.config.settings import Settings
+
     root = ctx.find_root()
     if isinstance(root.obj, Settings):
         return root.obj

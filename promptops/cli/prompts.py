@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from promptops.cli.boundary import EXIT_OK, EXIT_USER_ERROR, boundary
-from promptops.cli.output import echo, github_annotation, is_tty, print_json, print_problems, table
+from promptops.cli.output import Format, echo, github_annotation, is_tty, print_json, print_problems, table
 from promptops.errors import Problem, PromptInvalid, PromptOpsError, TemplateError
 
 
@@ -239,17 +239,19 @@ def _label_problems(ctx: typer.Context, path: Path, display: str) -> list[Proble
     return open_store(settings(ctx)).check_labels(data, display)
 
 
-def list_(ctx: typer.Context) -> int:
+def list_(ctx: typer.Context, format_: Format = None) -> int:
     """List the prompts in the working tree."""
     from promptops.prompt.schema import check_file
 
     ws = _workspace(ctx)
-    rows = []
+    records = []
     for name in ws.names():
-        prompt, problems = check_file(ws.root / f"{name}.json")
-        status = "ok" if prompt else "invalid"
-        rows.append((name, prompt.model or "" if prompt else "", status, prompt.description if prompt else ""))
-    table(("name", "model", "status", "description"), rows)
+        prompt, _ = check_file(ws.root / f"{name}.json")
+        records.append({"name": name, "model": prompt.model if prompt else None, "valid": prompt is not None,
+                        "description": prompt.description if prompt else None})
+    table(("name", "model", "status", "description"),
+          [(r["name"], r["model"], "ok" if r["valid"] else "invalid", r["description"]) for r in records],
+          fmt=format_, records=records)
     return EXIT_OK
 
 

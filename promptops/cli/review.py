@@ -21,7 +21,7 @@ def review(ctx: typer.Context,
            timeout: Annotated[float, typer.Option("--timeout", help="Seconds per model request.")] = 120.0) -> int:
     """Report every changed prompt and moved label between two commits (exit 1 on invalid prompts or labels, blocked label moves or newly failing tests)."""
     from promptops.cli.context import settings
-    from promptops.cli.serving import grpc_url
+    from promptops.cli.triton import grpc_url
     from promptops.evaluation.runner import junit_xml
     from promptops.files import atomic_write
     from promptops.review import build_review, render_report

@@ -213,7 +213,7 @@ def serve(ctx: typer.Context,
     """Serve prompts: Triton + the HTTP/OpenAI gateway + the UI on http://127.0.0.1:7070."""
     from gateway.settings import is_loopback
     from promptops.cli.context import settings as core_settings
-    from promptops.cli.serving import triton_config
+    from promptops.cli.triton import triton_config
     from promptops.triton import launcher as triton
 
     url = triton_url or core_settings(ctx).triton_url

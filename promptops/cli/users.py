@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from promptops.cli.boundary import EXIT_OK, EXIT_USER_ERROR, boundary
-from promptops.cli.output import echo, table
+from promptops.cli.output import Format, echo, table
 
 users_app = typer.Typer(help="Manage the people who may save, approve and promote through the gateway.",
                         no_args_is_help=True)
@@ -33,9 +33,11 @@ def add(ctx: typer.Context,
     return EXIT_OK
 
 
-def list_(ctx: typer.Context) -> int:
+def list_(ctx: typer.Context, format_: Format = None) -> int:
     """List people and their roles (never tokens)."""
-    table(("name", "email", "roles"), [(u.name, u.email, ", ".join(sorted(u.roles))) for u in _users(ctx).list()])
+    people = _users(ctx).list()
+    table(("name", "email", "roles"), [(u.name, u.email, ", ".join(sorted(u.roles))) for u in people], fmt=format_,
+          records=[{"name": u.name, "email": u.email, "roles": sorted(u.roles)} for u in people])
     return EXIT_OK
 
 

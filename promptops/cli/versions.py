@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from promptops.cli.boundary import EXIT_OK, EXIT_USER_ERROR, boundary
-from promptops.cli.output import echo, print_json, table
+from promptops.cli.output import Format, echo, resolve_format, table
 from promptops.errors import PromptNotFound
 
 
@@ -30,18 +30,18 @@ def _check_format(value: str, allowed: tuple[str, ...]) -> str:
 
 def log(ctx: typer.Context,
         name: Annotated[str, typer.Argument(help="Prompt name.")],
-        format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
+        format_: Format = None) -> int:
     """List a prompt's versions, newest first."""
-    _check_format(format_, ("text", "json"))
     versions = _store(ctx).versions(name)
-    if format_ == "json":
-        print_json([v.to_dict() for v in reversed(versions)])
-        return EXIT_OK
     if not versions:
         raise PromptNotFound(f"prompt '{name}' has no committed versions", fix="commit it first, or check the name")
-    rows = [(f"v{v.number}", _approval(v), ", ".join(v.labels), v.short, v.date, v.author, v.message)
-            for v in reversed(versions)]
-    table(("version", "approved", "labels", "commit", "date", "author", "message"), rows)
+    newest_first = list(reversed(versions))
+    # On a terminal the minute is enough (as `gh` shortens times there); tsv and json keep the ISO date.
+    short = resolve_format(format_) == "table"
+    rows = [(f"v{v.number}", _approval(v), ", ".join(v.labels), v.short,
+             f"{v.date[:10]} {v.date[11:16]}" if short else v.date, v.author, v.message) for v in newest_first]
+    table(("version", "approved", "labels", "commit", "date", "author", "message"), rows, fmt=format_,
+          records=[v.to_dict() for v in newest_first])
     return EXIT_OK
 
 
@@ -110,23 +110,11 @@ def _drift(row: Any, label: str) -> str:
     return f"{label} {behind} version{'s' * (behind != 1)} behind newest" if behind else ""
 
 
-def status(ctx: typer.Context,
-           format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
+def status(ctx: typer.Context, format_: Format = None) -> int:
     """Show each prompt's newest, approved and labelled versions, drift and working-tree state."""
-    _check_format(format_, ("text", "json"))
     store = _store(ctx)
     rows = store.status()
     signatures = {r.name: store.signature(r.tagged) if r.tagged else None for r in rows}
-    if format_ == "json":
-        print_json([{"name": r.name, "newest": r.newest.number if r.newest else None,
-                     "approved": r.approved.number if r.approved else None,
-                     "signature": None if signatures[r.name] is None else {
-                         "version": r.tagged.number, "state": signatures[r.name].state,
-                         "signer": signatures[r.name].signer, "detail": signatures[r.name].detail},
-                     "labels": {k: v.number if v else None for k, v in r.labels.items()},
-                     "drift": {k: r.drift(k) for k in r.labels}, "dirty": r.dirty,
-                     "untracked": r.untracked} for r in rows])
-        return EXIT_OK
     labels = sorted({label for r in rows for label in r.labels}, key=lambda k: (k != "production", k))
     table(("name", "newest", "approved", "signature", *labels, "drift", "working tree"),
           [(r.name, f"v{r.newest.number} {r.newest.short}" if r.newest else "-",
@@ -134,7 +122,16 @@ def status(ctx: typer.Context,
             f"v{r.tagged.number} {signatures[r.name]}" if r.tagged else "-",
             *(f"v{r.labels[k].number}" if r.labels.get(k) else "-" for k in labels),
             "; ".join(filter(None, (_drift(r, k) for k in r.labels))),
-            "untracked" if r.untracked else "modified" if r.dirty else "clean") for r in rows])
+            "untracked" if r.untracked else "modified" if r.dirty else "clean") for r in rows],
+          fmt=format_,
+          records=[{"name": r.name, "newest": r.newest.number if r.newest else None,
+                    "approved": r.approved.number if r.approved else None,
+                    "signature": None if signatures[r.name] is None else {
+                        "version": r.tagged.number, "state": signatures[r.name].state,
+                        "signer": signatures[r.name].signer, "detail": signatures[r.name].detail},
+                    "labels": {k: v.number if v else None for k, v in r.labels.items()},
+                    "drift": {k: r.drift(k) for k in r.labels}, "dirty": r.dirty,
+                    "untracked": r.untracked} for r in rows])
     return EXIT_OK
 
 
@@ -167,23 +164,22 @@ def _report_move(change: Any, committed: bool) -> None:
 
 def labels(ctx: typer.Context,
            name: Annotated[Optional[str], typer.Argument(help="Prompt name (default: every prompt).")] = None,
-           format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
+           format_: Format = None) -> int:
     """List labels and the version each points to; with NAME, also each label's history."""
-    _check_format(format_, ("text", "json"))
     store = _store(ctx)
     current = store.labels()
-    names = [name] if name else sorted(current.prompts)
-    rows = [(n, label, f"v{number}", "protected" if label in current.protected else "")
-            for n in names for label, number in sorted(current.of(n).items())]
-    history = {label: store.label_history(name, label) for label in current.of(name)} if name else {}
-    if format_ == "json":
-        print_json({"protected": list(current.protected),
-                    "labels": {n: dict(current.of(n)) for n in names},
-                    "history": {k: [{"commit": c, "version": v} for c, v in moves] for k, moves in history.items()}})
-        return EXIT_OK
-    table(("prompt", "label", "version", "policy"), rows)
-    for label, moves in history.items():
-        echo(f"\n{label}: " + " -> ".join(f"v{v}" if v else "(unset)" for _, v in moves))
+    pairs = [(n, label, number) for n in ([name] if name else sorted(current.prompts))
+             for label, number in sorted(current.of(n).items())]
+    # History costs a walk of the labels file's commits per label: only for one prompt, as asked.
+    history = {label: store.label_history(n, label) for n, label, _ in pairs} if name else {}
+    moves = {label: " -> ".join(f"v{v}" if v else "(unset)" for _, v in history[label]) for label in history}
+    table(("prompt", "label", "version", "policy", *(["history"] if name else [])),
+          [(n, label, f"v{number}", "protected" if label in current.protected else "",
+            *([moves[label]] if name else [])) for n, label, number in pairs],
+          fmt=format_,
+          records=[{"prompt": n, "label": label, "version": number, "protected": label in current.protected,
+                    "history": [{"commit": c, "version": v} for c, v in history[label]] if name else None}
+                   for n, label, number in pairs])
     return EXIT_OK
 
 

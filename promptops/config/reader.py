@@ -1,4 +1,5 @@
-"""Reading the settings dataclasses (promptops.config.settings) from `PROMPTOPS_*` variables.
+"""Reading the settings dataclasses (promptops.config.settings: Settings, GatewaySettings, TritonSettings)
+from `PROMPTOPS_*` variables.
 
 :func:`from_env` parses nothing when no variable of the class is set: the declared defaults are the answer.
 Otherwise pydantic-settings reads them, through a model generated from the dataclass's fields, so each
@@ -12,12 +13,13 @@ import os
 import typing
 from dataclasses import MISSING, fields
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from promptops.config.settings import Settings, env_name
 from promptops.errors import PromptOpsError
 
-S = TypeVar("S", bound=Settings)
+S = TypeVar("S")
 
 _UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
 
@@ -35,18 +37,56 @@ def parse_duration(value: Any) -> float:
     raise ValueError("not a duration")
 
 
-def _annotation(hint: Any) -> Any:
-    from pydantic import BeforeValidator
+def check_port(value: int | None) -> int | None:
+    if value is not None and not 0 < value < 65536:
+        raise ValueError("not a port number")
+    return value
 
-    if get_origin(hint) is typing.Annotated and "duration" in get_args(hint)[1:]:
-        return typing.Annotated[float, BeforeValidator(parse_duration)]
-    return hint
+
+def split_paths(value: Any) -> Any:
+    """`a:b` (os.pathsep) as paths, `~` expanded; empty parts are skipped."""
+    if not isinstance(value, str):
+        return value
+    return tuple(Path(part).expanduser() for part in value.split(os.pathsep) if part)
+
+
+def split_names(value: Any) -> Any:
+    """`a, b` as names; empty parts are skipped."""
+    return tuple(name.strip() for name in value.split(",") if name.strip()) if isinstance(value, str) else value
+
+
+# Each marked type (promptops.config.settings): what a value is read as, and the forms named when it is wrong.
+FORMS = {"duration": "a duration: 30, 30s, 5m, 1h or 250ms (0 disables)", "port": "a port number: 1-65535",
+         "paths": f"paths separated by {os.pathsep!r}", "names": "comma-separated names"}
+
+
+def _marker(hint: Any) -> str | None:
+    """The marker of an `Annotated[T, "marker"]` hint, also inside `... | None`."""
+    for candidate in (hint, *get_args(hint)):
+        if get_origin(candidate) is typing.Annotated:
+            return next((extra for extra in get_args(candidate)[1:] if isinstance(extra, str)), None)
+    return None
+
+
+def _annotation(hint: Any) -> Any:
+    from pydantic import AfterValidator, BeforeValidator
+    from pydantic_settings import NoDecode
+
+    marker = _marker(hint)
+    if marker is None:
+        return hint
+    read: Any = {"duration": (float, BeforeValidator(parse_duration)),
+                 "port": (int, AfterValidator(check_port)),
+                 "paths": (tuple[Path, ...], NoDecode, BeforeValidator(split_paths)),  # NoDecode: not JSON
+                 "names": (tuple[str, ...], NoDecode, BeforeValidator(split_names))}[marker]
+    base = typing.Optional[read[0]] if type(None) in get_args(hint) else read[0]  # noqa: UP045 - built at runtime
+    return typing.Annotated[(base, *read[1:])]
 
 
 def _accepted(hint: Any) -> str:
     """The forms a value may take, for the error message."""
-    if get_origin(hint) is typing.Annotated and "duration" in get_args(hint)[1:]:
-        return "a duration: 30, 30s, 5m, 1h or 250ms (0 disables)"
+    if (marker := _marker(hint)) is not None:
+        return FORMS[marker]
     args = [a for a in get_args(hint) if a is not type(None)]
     base = args[0] if get_origin(hint) is not Literal and args else hint
     if get_origin(hint) is Literal or get_origin(base) is Literal:
@@ -56,7 +96,7 @@ def _accepted(hint: Any) -> str:
 
 
 @lru_cache(maxsize=8)
-def _model(cls: type[Settings]) -> tuple[type[Any], dict[str, Any]]:
+def _model(cls: type[Any]) -> tuple[type[Any], dict[str, Any]]:
     from pydantic import Field, create_model
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -76,11 +116,12 @@ def _model(cls: type[Settings]) -> tuple[type[Any], dict[str, Any]]:
 
 
 def from_env(cls: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
-    """Settings from `PROMPTOPS_*` variables; `overrides` (command-line options) win over them.
+    """A settings dataclass from `PROMPTOPS_*` variables; `overrides` (command-line options) win over them.
 
     Raises PromptOpsError naming every bad variable and its accepted forms.
     """
-    present = {item.name for item in fields(cls) if env_name(item) in os.environ and item.name not in overrides}
+    present = {item.name for item in fields(cls)  # type: ignore[arg-type]
+               if env_name(item) in os.environ and item.name not in overrides}
     if not present:
         return cls(**overrides)
     return parse(cls, overrides)

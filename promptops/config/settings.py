@@ -1,11 +1,12 @@
 """The one settings model: every `PROMPTOPS_*` variable, its type and default, declared once.
 
-`Settings` (core: repository, model server, approval policy) and
-`gateway.settings.GatewaySettings` (its subclass: the server) are frozen dataclasses, so a
-value can be built directly in code and tests. :func:`from_env` fills them from the
-environment through pydantic-settings (``promptops.settings_env``), which checks each value
-and names the variable and the accepted forms when one is wrong (``PROMPTOPS_REFRESH='5min'
-is not a duration: use 30, 30s, 5m, 1h or 250ms``).
+`Settings` (core: repository, model server, approval policy),
+`gateway.settings.GatewaySettings` (its subclass: the server) and `TritonSettings` (the local
+Triton server the launcher starts) are frozen dataclasses, so a value can be built directly in
+code and tests. :func:`promptops.config.reader.from_env` fills them from the environment
+through pydantic-settings, which checks each value and names the variable and the accepted
+forms when one is wrong (``PROMPTOPS_REFRESH='5min' is not valid: use a duration: 30, 30s, 5m,
+1h or 250ms``).
 
 Speed: importing pydantic-settings costs ~130 ms, more than a whole `promptops log`; when
 no variable of the model is set there is nothing to parse, so :func:`from_env` returns the
@@ -19,7 +20,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 ENV_PREFIX = "PROMPTOPS_"
+# Types read from a variable in their own way (promptops.config.reader), marked here.
 Duration = Annotated[float, "duration"]  # seconds; written 30, 30s, 5m, 1h or 250ms
+Port = Annotated[int, "port"]  # 1-65535
+Paths = Annotated[tuple[Path, ...], "paths"]  # separated by os.pathsep (":" on Linux), `~` expanded
+Names = Annotated[tuple[str, ...], "names"]  # comma-separated
 
 
 def find_repo_root(start: Path | None = None) -> Path:
@@ -49,7 +54,10 @@ class Settings:
     repo: Path = field(default_factory=find_repo_root)
     prompts_dir: str = "prompts"
     branch: str | None = None
-    triton_url: str | None = None  # None: the local Triton that `promptops triton up` starts
+    # gRPC host:port of the Triton to use. None (the one default, for the CLI and the gateway alike): the local
+    # server of promptops/triton/launcher.py (`local_grpc_url`: where the runtime folder's server listens, else
+    # 127.0.0.1 and PROMPTOPS_TRITON_GRPC_PORT, else 8001).
+    triton_url: str | None = None
     default_model: str = env("MODEL", default="smollm2-135m")
     # "signed": an approval counts only when its SSH signature verifies against allowed_signers.
     approvals: Literal["any", "signed"] = "any"
@@ -60,10 +68,6 @@ class Settings:
     def signed_approvals(self) -> bool:
         return self.approvals == "signed"
 
-    @property
-    def prompts_path(self) -> Path:
-        return self.repo / self.prompts_dir
-
     def with_(self: S, **changes: Any) -> S:
         """A copy with some fields changed."""
         return replace(self, **changes)
@@ -72,9 +76,28 @@ class Settings:
 S = TypeVar("S", bound=Settings)
 
 
+@dataclass(frozen=True)
+class TritonSettings:
+    """The local Triton server's variables, read by promptops/triton/launcher.py's `TritonConfig`.
+
+    None: the variable is unset and the launcher's default applies (in its comment here). A port that is
+    None is a default, which the launcher moves to a free port when it is taken; a port that is set is
+    fixed: taken, it is an error naming its variable.
+    """
+
+    runtime_dir: Path | None = env("TRITON_DIR", default=None)  # <repo>/.promptops/triton: PID file, log, backends
+    model_repositories: Paths | None = env("MODEL_REPOSITORY", default=None)  # <repo>/model_repository
+    models: Names | None = env("TRITON_MODELS", default=None)  # launcher.DEFAULT_CPU_MODELS
+    http_port: Port | None = env("TRITON_HTTP_PORT", default=None)  # 8000
+    grpc_port: Port | None = env("TRITON_GRPC_PORT", default=None)  # 8001
+    metrics_port: Port | None = env("TRITON_METRICS_PORT", default=None)  # 8002
+    python_env: Path | None = env("SERVE_VENV", default=None)  # <repo>/.venv-serve: tritonserver, vLLM
+    hf_home: Path | None = env("HF_HOME", default=None)  # else $HF_HOME, else ~/.cache/promptops/hf
+
+
 def env_name(item: Any) -> str:
     """The environment variable of a dataclass field."""
     return ENV_PREFIX + item.metadata.get("env", item.name.upper())
 
 
-__all__ = ["Duration", "Settings", "env", "env_name", "find_repo_root"]
+__all__ = ["Duration", "Names", "Paths", "Port", "Settings", "TritonSettings", "env", "env_name", "find_repo_root"]

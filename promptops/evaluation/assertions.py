@@ -7,8 +7,12 @@ yes/no types (`contains`, `is-json`, ...) and a measure for the others (`levensh
 default (`DEFAULT_THRESHOLDS`, 1.0 for yes/no types). A case's score is the weighted mean of its
 assertions' scores; weight 0 records an assertion without counting it.
 
-What needs a model is injected: `Tools.embed` (the embeddings model) and `Tools.judge` (the judge
-prompt on a text model), both async, so this module never imports the Triton client.
+An assertion scores one `Answer` (promptops.triton.client: the text, the model's token counts, the
+time it took). What needs a model is injected: `Tools.embed` (the embeddings model) and `Tools.judge`
+(the judge prompt on a text model), both async, so this module never calls the Triton client.
+
+`ASSERTION_TYPES` is the one list of types: the prompt schema's enum must equal it
+(tests/evaluation/test_assertions.py). `latency-ms` is another name of `latency` (`ALIASES`).
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ from typing import Any
 
 from promptops.errors import PromptOpsError
 from promptops.evaluation.paths import resolve_in_repo
+from promptops.triton.client import Answer
 
-# The yes/no types of promptops.testing first, in its order, then the new ones.
+# The yes/no types first, then the measured ones; schemas/prompt.schema.json's enum lists the same, in this order.
 ASSERTION_TYPES = ("equals", "contains", "icontains", "not-contains", "regex", "starts-with", "min-length",
                    "max-length", "is-json", "latency-ms", "json-schema", "levenshtein", "rouge-n", "similar",
                    "llm-rubric", "python", "tokens", "latency")
 # Thresholds of the measured types; yes/no types pass at 1.0. llm-rubric has none: the judge's `pass` decides.
 DEFAULT_THRESHOLDS: dict[str, float] = {"levenshtein": 0.8, "rouge-n": 0.75, "similar": 0.75, "python": 0.5}
+# Other names of a type: `{"type": "latency-ms", "value": 500}` is `{"type": "latency", "max": 500}`.
+ALIASES: dict[str, str] = {"latency-ms": "latency"}
 
 Embed = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
 """Texts -> one vector each (the runner binds `InferenceClient.embed` to the embeddings model)."""
@@ -46,16 +53,6 @@ JUDGE_PROMPT = "judge"
 """The judge prompt (prompts/judge.json): fields {rubric} and {answer}, optional {user} context; names its model."""
 
 _WORD = re.compile(r"\w+")
-
-
-@dataclass(frozen=True)
-class Output:
-    """What the model answered and what it cost; token counts are the model's own (None: not reported)."""
-
-    text: str
-    latency_ms: float = 0.0
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,11 +77,6 @@ class AssertionResult:
     reason: str
     weight: float = 1.0
     threshold: float | None = None
-
-    @property
-    def message(self) -> str:
-        """The reason, under the name promptops.evaluation.runner.AssertionResult uses."""
-        return self.reason
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "value": self.value, "passed": self.passed, "score": self.score,
@@ -120,8 +112,8 @@ def _yes_no(ok: bool, reason: str) -> Outcome:
     return (1.0 if ok else 0.0), reason, None
 
 
-def _text_outcome(kind: str, value: Any, output: str, latency_ms: float) -> Outcome:
-    """promptops.evaluation.runner.check_assertion's ten types, with its exact semantics and messages."""
+def _text_outcome(kind: str, value: Any, output: str) -> Outcome:
+    """The yes/no types on the answer's text."""
     text = output.strip()
     if kind == "equals":
         ok, want = text == str(value).strip(), f"to equal {value!r}"
@@ -150,14 +142,12 @@ def _text_outcome(kind: str, value: Any, output: str, latency_ms: float) -> Outc
         except ValueError:
             ok = False
         want = "to be valid JSON"
-    elif kind == "latency-ms":
-        ok, want = latency_ms <= _number(value, kind), f"to take at most {value} ms (took {latency_ms:.0f} ms)"
     else:
         return 0.0, f"unknown assertion type {kind!r}", None
     return _yes_no(ok, f"expected answer {want}")
 
 
-def _json_schema(value: Any, answer: Output, tools: Tools) -> Outcome:
+def _json_schema(value: Any, answer: Answer, tools: Tools) -> Outcome:
     from jsonschema import Draft202012Validator, SchemaError, validators
     from jsonschema.exceptions import best_match
 
@@ -217,7 +207,7 @@ def _references(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-async def _similar(value: Any, answer: Output, tools: Tools, threshold: float) -> Outcome:
+async def _similar(value: Any, answer: Answer, tools: Tools, threshold: float) -> Outcome:
     if tools.embed is None:
         return 0.0, "similar needs an embeddings model, and none was given", None
     references = _references(value)
@@ -231,7 +221,7 @@ async def _similar(value: Any, answer: Output, tools: Tools, threshold: float) -
     return max(0.0, best), f"expected answer similar to {reference!r} (cosine {best:.2f}, needs {threshold:.2f})", None
 
 
-async def _rubric(value: Any, answer: Output, case: Mapping[str, Any], tools: Tools) -> Outcome:
+async def _rubric(value: Any, answer: Answer, case: Mapping[str, Any], tools: Tools) -> Outcome:
     if tools.judge is None:
         return 0.0, "llm-rubric needs a judge model, and none was given", None
     try:
@@ -272,7 +262,7 @@ def _load_function(ref: str, tools: Tools) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
-async def _python(value: Any, answer: Output, case: Mapping[str, Any], tools: Tools) -> Outcome:
+async def _python(value: Any, answer: Answer, case: Mapping[str, Any], tools: Tools) -> Outcome:
     ref = str(value)
     if not tools.python_checks:
         return 0.0, f"python checks are turned off here; {ref} was not run", None
@@ -316,15 +306,13 @@ def _range_text(low: float | None, high: float | None) -> str:
     return f"at least {low:g}" if low is not None else f"at most {high:g}"
 
 
-def _tokens(assertion: Mapping[str, Any], answer: Output) -> Outcome:
+def _tokens(assertion: Mapping[str, Any], answer: Answer) -> Outcome:
     low, high = _bounds(assertion, "tokens")
-    if answer.completion_tokens is None:
-        return 0.0, "the model reported no token counts", None
     got = answer.completion_tokens
     return _yes_no(_within(got, low, high), f"expected {_range_text(low, high)} completion tokens (got {got})")
 
 
-def _latency(assertion: Mapping[str, Any], answer: Output) -> Outcome:
+def _latency(assertion: Mapping[str, Any], answer: Answer) -> Outcome:
     low, high = _bounds(assertion, "latency")
     ms = answer.latency_ms
     return _yes_no(_within(ms, low, high), f"expected an answer in {_range_text(low, high)} ms (took {ms:.0f} ms)")
@@ -338,10 +326,11 @@ def _clamp(score: Any) -> float:
     return 0.0 if math.isnan(value) else min(1.0, max(0.0, value))
 
 
-async def _outcome(kind: str, assertion: Mapping[str, Any], answer: Output, case: Mapping[str, Any], tools: Tools,
+async def _outcome(kind: str, assertion: Mapping[str, Any], answer: Answer, case: Mapping[str, Any], tools: Tools,
                    threshold: float) -> Outcome:
     value = assertion.get("value")
     text = answer.text.strip()
+    kind = ALIASES.get(kind, kind)
     if kind == "json-schema":
         return _json_schema(value, answer, tools)
     if kind == "levenshtein":
@@ -361,10 +350,10 @@ async def _outcome(kind: str, assertion: Mapping[str, Any], answer: Output, case
         return _tokens(assertion, answer)
     if kind == "latency":
         return _latency(assertion, answer)
-    return _text_outcome(kind, value, answer.text, answer.latency_ms)
+    return _text_outcome(kind, value, answer.text)
 
 
-async def check(assertion: Mapping[str, Any], answer: Output, case: Mapping[str, Any] | None = None,
+async def check(assertion: Mapping[str, Any], answer: Answer, case: Mapping[str, Any] | None = None,
                 tools: Tools | None = None) -> AssertionResult:
     """Evaluate one assertion against an answer. `case` is the test case as a mapping (name, vars, ...).
 
@@ -404,7 +393,7 @@ def case_score(results: Sequence[AssertionResult], threshold: float | None = Non
     return score, passed
 
 
-async def check_all(assertions: Sequence[Mapping[str, Any]], answer: Output, case: Mapping[str, Any] | None = None,
+async def check_all(assertions: Sequence[Mapping[str, Any]], answer: Answer, case: Mapping[str, Any] | None = None,
                     tools: Tools | None = None, *, threshold: float | None = None) -> CaseScore:
     """Every assertion of a case (concurrently: embeddings and judge calls overlap), scored together."""
     results = tuple(await asyncio.gather(*(check(a, answer, case, tools) for a in assertions)))

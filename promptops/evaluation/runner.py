@@ -30,37 +30,23 @@ from statistics import median
 from typing import IO, Any, Protocol
 
 from promptops import chat
-from promptops.chat import EventStreamer
+from promptops.chat import Streamer
 from promptops.errors import PromptOpsError
-from promptops.evaluation.assertions import (
-    AssertionResult,
-    Embed,
-    Judge,
-    Output,
-    Tools,
-    _text_outcome,
-    check_all,
-    judge_with,
-)
+from promptops.evaluation.assertions import Embed, Judge, Tools, check_all, judge_with
 from promptops.evaluation.datasets import Case, Opener, iter_cases
 from promptops.evaluation.reports import junit_xml
 from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
 from promptops.prompt.model import Prompt
+from promptops.triton.client import Embeddings
 
-ASSERTION_TYPES = ("equals", "contains", "icontains", "not-contains", "regex", "starts-with",
-                   "min-length", "max-length", "is-json", "latency-ms")
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 """The embeddings model of `similar` unless the caller names another (PROMPTOPS_EMBEDDING_MODEL in the CLI)."""
 READ_AHEAD = 4
 """Cases read ahead per concurrent slot: enough to keep every slot busy, few enough to keep memory flat."""
 
-TextStreamer = EventStreamer
-"""What the runner needs from an inference client (promptops.triton.client.InferenceClient)."""
-
 
 class Embedder(Protocol):
-    async def embed(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None
-                    ) -> list[list[float]]: ...
+    async def embed(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings: ...
 
 
 @dataclass(frozen=True)
@@ -78,16 +64,6 @@ class Target:
     release: str | None = None
     opener: Opener | None = None
     models: tuple[str, ...] = ()
-
-
-def check_assertion(assertion: Mapping[str, Any], output: str, latency_ms: float) -> AssertionResult:
-    """One of the ten yes/no assertion types (`ASSERTION_TYPES`), synchronously: the catalogue's own check."""
-    kind, value = str(assertion.get("type")), assertion.get("value")
-    try:
-        score, reason, _ = _text_outcome(kind, value, output, latency_ms)
-    except PromptOpsError as exc:
-        score, reason = 0.0, exc.message
-    return AssertionResult(kind, value, score >= 1.0, score, reason)
 
 
 def models_for(target: Target, models: Sequence[str], default_model: str) -> tuple[str, ...]:
@@ -121,12 +97,12 @@ def commit_opener(git: Any, commit: str) -> Opener:
 def embedder(client: Embedder, model: str = EMBEDDING_MODEL) -> Embed:
     """`Tools.embed` on the embeddings model `model` served by the client's Triton."""
     async def embed(texts: Sequence[str]) -> Sequence[Sequence[float]]:
-        return await client.embed(model, texts)
+        return (await client.embed(model, texts)).vectors
 
     return embed
 
 
-def judge_for(client: TextStreamer, load: Callable[[], Prompt], default_model: str, *,
+def judge_for(client: Streamer, load: Callable[[], Prompt], default_model: str, *,
               model: str | None = None) -> Judge:
     """`Tools.judge`: the judge prompt `load()` gives (loaded at its first use, once) run through the chat pipeline.
 
@@ -146,16 +122,13 @@ def judge_for(client: TextStreamer, load: Callable[[], Prompt], default_model: s
     return judge_with(complete)
 
 
-async def _attempt(client: TextStreamer, prepared: chat.Prepared, case: Case, facts: Mapping[str, Any],
+async def _attempt(client: Streamer, prepared: chat.Prepared, case: Case, facts: Mapping[str, Any],
                    tools: Tools) -> Attempt:
     try:
         answer = await chat.complete(client, prepared)
     except PromptOpsError as exc:  # InferenceError included: Triton down, unknown model, timeout
         return Attempt.failed(exc.message)
-    output = Output(answer.text, answer.total_s * 1000, answer.prompt_tokens, answer.completion_tokens)
-    verdict = await check_all(case.assertions, output, facts, tools, threshold=case.threshold)
-    first = None if answer.ttft_s is None else answer.ttft_s * 1000
-    return Attempt.scored(output, verdict, first_token_ms=first, finish_reason=answer.finish_reason)
+    return Attempt.scored(answer, await check_all(case.assertions, answer, facts, tools, threshold=case.threshold))
 
 
 @dataclass
@@ -168,7 +141,7 @@ class _Run:
     ended: float = 0.0
 
 
-async def run_tests(client: TextStreamer, targets: Sequence[Target], default_model: str, *,
+async def run_tests(client: Streamer, targets: Sequence[Target], default_model: str, *,
                     models: Sequence[str] = (), repeat: int = 1, concurrency: int = 2, tools: Tools | None = None,
                     on_case: Callable[[RunRecord, CaseRecord], None] | None = None) -> list[RunRecord]:
     """Run every case of every target on each of its models; one run record per (target, model), in order.
@@ -304,6 +277,5 @@ def why_failed(case: CaseRecord) -> str:
     return reasons
 
 
-__all__ = ["ASSERTION_TYPES", "EMBEDDING_MODEL", "RunSummary", "Target", "TextStreamer", "check_assertion",
-           "commit_opener", "embedder", "shown_attempt", "judge_for", "junit_xml", "models_for", "on_model",
-           "run_tests", "why_failed", "with_cases_of"]
+__all__ = ["EMBEDDING_MODEL", "RunSummary", "Target", "commit_opener", "embedder", "shown_attempt", "judge_for",
+           "junit_xml", "models_for", "on_model", "run_tests", "why_failed", "with_cases_of"]

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from promptops.errors import PromptOpsError
-from promptops.evaluation.assertions import AssertionResult, CaseScore, Output
+from promptops.evaluation.assertions import AssertionResult, CaseScore
 from promptops.evaluation.datasets import Case
 from promptops.files import atomic_write
 from promptops.prompt.names import check_name
+from promptops.triton.client import Answer
 
 RUNS_DIR = ".promptops/runs"
 FORMAT = 1
@@ -46,11 +47,11 @@ class Attempt:
     error: str | None = None
 
     @classmethod
-    def scored(cls, output: Output, verdict: CaseScore, *, first_token_ms: float | None = None,
-               finish_reason: str | None = None) -> Attempt:
+    def scored(cls, answer: Answer, verdict: CaseScore) -> Attempt:
         """An answered attempt, from what the model said and what the assertions made of it."""
-        return cls(output.text, output.latency_ms, first_token_ms, output.prompt_tokens, output.completion_tokens,
-                   finish_reason, list(verdict.assertions), verdict.score, verdict.passed)
+        first_token_ms = None if answer.ttft_s is None else answer.ttft_s * 1000
+        return cls(answer.text, answer.latency_ms, first_token_ms, answer.prompt_tokens, answer.completion_tokens,
+                   answer.finish_reason, list(verdict.assertions), verdict.score, verdict.passed)
 
     @classmethod
     def failed(cls, error: str, latency_ms: float = 0.0) -> Attempt:
@@ -277,14 +278,6 @@ class CaseChange:
     status: str
     base: CaseRecord | None
     head: CaseRecord | None
-
-    @property
-    def score_delta(self) -> float | None:
-        return None if self.base is None or self.head is None else self.head.score - self.base.score
-
-    @property
-    def pass_rate_delta(self) -> float | None:
-        return None if self.base is None or self.head is None else self.head.pass_rate - self.base.pass_rate
 
     @property
     def answer_changed(self) -> bool:

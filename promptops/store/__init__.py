@@ -41,9 +41,10 @@ from promptops.store.approvals import Approvals, Signature
 from promptops.store.git import Git, reftable_key, uses_reftable
 from promptops.store.history import History, Line, Snapshot, blob_sha, is_valid_name, stat_key
 from promptops.store.labels import EMPTY, Labels, check_policy, labels_path, parse
-from promptops.store.model import Change, LabelMove, PromptStatus, Resolved, Version
+from promptops.store.model import Change, LabelEvent, LabelMove, PromptStatus, Resolved, Version
+from promptops.store.refs import parse_ref
 from promptops.store.releases import LabelChange
-from promptops.store.resolve import Default, Resolver
+from promptops.store.resolve import SERVING_LABEL, Default, Resolver
 from promptops.store.saves import IndexLock, check_identity, commit_file
 
 if TYPE_CHECKING:
@@ -339,6 +340,17 @@ class PromptStore:
         with self._lock:
             return releases.label_history(self, check_name(name), label)
 
+    def label_events(self, name: str, label: str) -> list[LabelEvent]:
+        """`label_history` with each move's author and date, from the cached first-parent history."""
+        with self._lock:
+            snap = self.snapshot(self.history.head())
+            where = snap.index()
+            events = []
+            for commit, version in releases.label_history(self, check_name(name), label):
+                _, author, _, date, _ = snap.commits[where[commit]] if commit in where else ("", "", "", "", "")
+                events.append(LabelEvent(commit, version, author, date))
+            return events
+
     def promote(self, ref: str, label: str, *, commit: bool = False, author: tuple[str, str] | None = None,
                 message: str | None = None) -> LabelChange:
         """Point `label` at the version `ref` names, in the working-tree labels file or (commit) as a commit."""
@@ -526,5 +538,5 @@ def open_store(settings: Settings) -> PromptStore:
                        signed_approvals=settings.signed_approvals, four_eyes=settings.four_eyes)
 
 
-__all__ = ["EMPTY", "Change", "LabelChange", "LabelMove", "Labels", "PromptInvalid", "PromptStatus", "PromptStore",
-           "Resolved", "Signature", "Version", "open_store"]
+__all__ = ["EMPTY", "SERVING_LABEL", "Change", "LabelChange", "LabelEvent", "LabelMove", "Labels", "PromptInvalid",
+           "PromptStatus", "PromptStore", "Resolved", "Signature", "Version", "open_store", "parse_ref"]

@@ -97,3 +97,14 @@ class LabelMove:
             return f"v{number}" if number is not None else "(unset)"
 
         return f"{self.name}: {self.label} {shown(self.old)} -> {shown(self.new)}"
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """One move of a label on the serving branch: the commit that made it, the version the label pointed at
+    from then on (None: unset), and that commit's author and date."""
+
+    commit: str
+    version: int | None
+    author: str
+    date: str

@@ -1,4 +1,4 @@
-"""Talk to Triton over gRPC: stream or generate text from a vLLM-contract model.
+"""Talk to Triton over gRPC: stream or complete answers of a vLLM-contract model, embed texts.
 
 Every request opens its own bi-directional `ModelStreamInfer` stream: Triton
 2.51 can abort when an unknown-model request reuses a stream that already
@@ -11,11 +11,14 @@ stream_infer`, because that method cannot ask for the empty final response: a
 model that ends a stream with a bare "final" flag (NVIDIA's vLLM backend does
 on cancellation) would otherwise leave the client waiting until its timeout.
 
-`stream`/`generate` give text only. `stream_events`/`complete` also set the contract's
-`return_*` inputs and give a final `Completion`: the model's own token counts, finish
-reason and (asked with `logprobs=True`) log probabilities. Streamed responses carry
-deltas of `num_output_tokens` and `logprobs` (NVIDIA's vLLM backend semantics); the
-client sums them.
+Three calls: `stream` (text deltas as they come, then one `Answer`), `complete` (the `Answer` of one
+non-streamed response) and `embed` (vectors and the model's token count). Every answer asks for the
+contract's `return_*` outputs: the model's own token counts, finish reason and (asked with
+`logprobs=True`) log probabilities. Streamed responses carry deltas of `num_output_tokens` and
+`logprobs` (NVIDIA's vLLM backend semantics); the client sums them. `Answer` is the one type of a
+finished answer, from here to the chat pipeline, the gateway, the UI and the assertions.
+
+The CLI is synchronous: `run_sync` and `iterate_sync` run a call on one shared background loop.
 
 Imports of grpc/tritonclient happen inside functions so `import promptops` stays fast.
 """
@@ -27,10 +30,11 @@ import json
 import math
 import struct
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from promptops.errors import (
@@ -45,27 +49,44 @@ from promptops.prompt import sampling as contract
 
 T = TypeVar("T")
 
-DEFAULT_URL = "localhost:8001"
 START_HINT = "start it with `promptops up` (or check PROMPTOPS_TRITON_URL)"
-# What stream_events/complete ask for; logprobs=True adds return_logprobs and return_cumulative_logprob.
+# What every answer asks for; logprobs=True adds return_logprobs and return_cumulative_logprob.
 USAGE_FLAGS = ("return_finish_reason", "return_num_input_tokens", "return_num_output_tokens")
 LOGPROB_FLAGS = ("return_logprobs", "return_cumulative_logprob")
 
 
 @dataclass(frozen=True)
-class Completion:
-    """A finished answer as the model reported it (counts are the model's tokeniser's, never estimated)."""
+class Answer:
+    """One finished answer: the model's own counts and finish reason (never estimated) and the clock's timing.
+
+    Two answers are equal when the model said the same: the timing is not compared."""
 
     text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str | None  # "stop", "length", "abort", ... ; None if the model never said
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None  # "stop", "length", "abort", ... ; None if the model never said
+    ttft_s: float | None = field(default=None, compare=False)  # to the first text; None when none came
+    total_s: float = field(default=0.0, compare=False)
     logprobs: list[dict[str, Any]] | None = None  # per generated token: {token id: {logprob, rank, decoded_token}}
     cumulative_logprob: float | None = None
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def latency_ms(self) -> float:
+        return self.total_s * 1000
+
+    def usage(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+    def timing(self) -> dict[str, float | None]:
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value * 1000, 3)
+
+        return {"ttft_ms": ms(self.ttft_s), "total_ms": ms(self.total_s)}
 
 
 def _bytes_tensor(value: bytes) -> bytes:
@@ -137,7 +158,7 @@ def _outputs(infer_response: Any) -> dict[str, tuple[str, bytes]]:
 
 
 class _Tally:
-    """Adds up the extra outputs of one request's responses into a Completion."""
+    """Adds up the extra outputs of one request's responses into an Answer."""
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -166,12 +187,13 @@ class _Tally:
                 self.logprobs = self.logprobs or []
                 self.logprobs.extend(positions)
 
-    def completion(self, model: str) -> Completion:
+    def answer(self, model: str, ttft_s: float | None, total_s: float) -> Answer:
         if self.prompt_tokens is None or self.completion_tokens is None:
             raise ModelError(f"model {model!r} did not report token counts",
                              fix="serve it with the vllm backend contract (num_input_tokens, num_output_tokens)")
-        return Completion("".join(self.text), self.prompt_tokens, self.completion_tokens, self.finish_reason,
-                          self.logprobs, self.cumulative_logprob)
+        return Answer("".join(self.text), self.prompt_tokens, self.completion_tokens, self.finish_reason,
+                      ttft_s=ttft_s, total_s=total_s, logprobs=self.logprobs,
+                      cumulative_logprob=self.cumulative_logprob)
 
 
 def _first_number(datatype: str, raw: bytes) -> Any:
@@ -214,7 +236,7 @@ def map_grpc_error(exc: BaseException, url: str, model: str | None = None,
 class InferenceClient:
     """Async client for one Triton gRPC endpoint; safe to share between tasks of one loop."""
 
-    def __init__(self, url: str = DEFAULT_URL, timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 60.0) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self._channel: Any = None
@@ -250,60 +272,41 @@ class InferenceClient:
             self._loop = loop
         return self._stub
 
-    async def stream(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None,
-                     *, timeout_s: float | None = None) -> AsyncIterator[str]:
-        """Yield text deltas as the model produces them.
-
-        Cancelling the consuming task or closing the generator cancels the
-        request on the server. Raises ServerUnavailable, ModelNotFound,
-        ModelError or InferenceTimeout.
-        """
-        async for text in self._run(model, prompt, sampling, stream=True, timeout_s=timeout_s):
-            yield text
-
-    async def generate(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None,
-                       *, timeout_s: float | None = None) -> str:
-        """The whole answer (without the prompt) as one string."""
-        parts = [t async for t in self._run(model, prompt, sampling, stream=False, timeout_s=timeout_s)]
-        return "".join(parts)
-
-    async def stream_events(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                            logprobs: bool = False, timeout_s: float | None = None
-                            ) -> AsyncIterator[str | Completion]:
-        """Yield text deltas as they come, then one `Completion` (the model's counts and finish reason).
+    def stream(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
+               logprobs: bool = False, timeout_s: float | None = None) -> AsyncIterator[str | Answer]:
+        """Yield text deltas as the model produces them, then one `Answer` (the model's counts and finish
+        reason, the time to first text and in total).
 
         `logprobs=True` also asks for log probabilities (sampling `logprobs` defaults to 0: the chosen
-        token only). Cancellation and errors as `stream`.
+        token only). Cancelling the consuming task or closing the generator cancels the request on the
+        server. Raises ServerUnavailable, ModelNotFound, ModelError or InferenceTimeout.
         """
-        sampling, returns = _with_returns(sampling, logprobs)
-        tally = _Tally()
-        responses = self._responses(model, prompt, sampling, stream=True, timeout_s=timeout_s, returns=returns)
-        async with aclosing(responses):
-            async for response, text in responses:
-                tally.add(response, text)
-                if text:
-                    yield text
-        yield tally.completion(model)
+        return self._answer(model, prompt, sampling, stream=True, logprobs=logprobs, timeout_s=timeout_s)
 
     async def complete(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                       logprobs: bool = False, timeout_s: float | None = None) -> Completion:
-        """The whole answer (without the prompt) with the model's counts, in one non-streamed response."""
+                       logprobs: bool = False, timeout_s: float | None = None) -> Answer:
+        """The whole answer (without the prompt) in one non-streamed response; errors as `stream`."""
+        *_, answer = [event async for event in self._answer(model, prompt, sampling, stream=False,
+                                                            logprobs=logprobs, timeout_s=timeout_s)]
+        assert isinstance(answer, Answer)  # _answer always ends with one
+        return answer
+
+    async def _answer(self, model: str, prompt: str, sampling: Mapping[str, Any] | None, *, stream: bool,
+                      logprobs: bool, timeout_s: float | None) -> AsyncIterator[str | Answer]:
+        started = time.perf_counter()
+        ttft_s: float | None = None
         sampling, returns = _with_returns(sampling, logprobs)
         tally = _Tally()
-        responses = self._responses(model, prompt, sampling, stream=False, timeout_s=timeout_s, returns=returns)
+        # aclosing: closing this generator must cancel the request now, not when the inner one is collected.
+        responses = self._responses(model, prompt, sampling, stream=stream, timeout_s=timeout_s, returns=returns)
         async with aclosing(responses):
             async for response, text in responses:
                 tally.add(response, text)
-        return tally.completion(model)
-
-    async def _run(self, model: str, prompt: str, sampling: Mapping[str, Any] | None, *,
-                   stream: bool, timeout_s: float | None) -> AsyncIterator[str]:
-        # aclosing: closing this generator must cancel the request now, not when the inner one is collected.
-        responses = self._responses(model, prompt, sampling, stream=stream, timeout_s=timeout_s)
-        async with aclosing(responses):
-            async for _, text in responses:
                 if text:
+                    if ttft_s is None:
+                        ttft_s = time.perf_counter() - started
                     yield text
+        yield tally.answer(model, ttft_s, time.perf_counter() - started)
 
     async def _responses(self, model: str, prompt: str, sampling: Mapping[str, Any] | None, *,
                          stream: bool, timeout_s: float | None, returns: Iterable[str] = ()
@@ -343,11 +346,7 @@ class InferenceClient:
                 # Covers errors, task cancellation and aclose(): the server sees the cancel.
                 call.cancel()
 
-    async def embed(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
-        """One unit-length vector per text from an embedding model (e.g. `all-minilm-l6-v2`); see `embeddings`."""
-        return (await self.embeddings(model, texts, timeout_s=timeout_s)).vectors
-
-    async def embeddings(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
+    async def embed(self, model: str, texts: Sequence[str], *, timeout_s: float | None = None) -> Embeddings:
         """Vectors for `texts` (in order) and the model's own token count, from a model with the
         embedding contract (input `text`, outputs `embedding` and `num_input_tokens`).
 
@@ -443,7 +442,6 @@ class _BackgroundLoop:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, float], InferenceClient] = {}
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -462,10 +460,6 @@ class _BackgroundLoop:
             future.cancel()
             raise
 
-    def client(self, url: str, timeout_s: float) -> InferenceClient:
-        with self._lock:
-            return self._clients.setdefault((url, timeout_s), InferenceClient(url, timeout_s))
-
 
 _background = _BackgroundLoop()
 
@@ -473,18 +467,6 @@ _background = _BackgroundLoop()
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on promptops' shared background loop and wait for its result."""
     return _background.run(coro)
-
-
-def generate_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                  url: str = DEFAULT_URL, timeout_s: float = 60.0) -> str:
-    """Blocking `InferenceClient.generate` for the CLI."""
-    return run_sync(_background.client(url, timeout_s).generate(model, prompt, sampling))
-
-
-def complete_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                  logprobs: bool = False, url: str = DEFAULT_URL, timeout_s: float = 60.0) -> Completion:
-    """Blocking `InferenceClient.complete` for the CLI."""
-    return run_sync(_background.client(url, timeout_s).complete(model, prompt, sampling, logprobs=logprobs))
 
 
 def iterate_sync(events: AsyncIterator[T]) -> Iterator[T]:
@@ -499,12 +481,6 @@ def iterate_sync(events: AsyncIterator[T]) -> Iterator[T]:
                 return
     finally:
         run_sync(agen.aclose())
-
-
-def stream_sync(model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                url: str = DEFAULT_URL, timeout_s: float = 60.0) -> Iterator[str]:
-    """Blocking `InferenceClient.stream`; closing the iterator (or Ctrl-C) cancels the request."""
-    return iterate_sync(_background.client(url, timeout_s).stream(model, prompt, sampling))
 
 
 # -- embeddings: a batched, non-decoupled model (model_repository/all-minilm-l6-v2) --------------------------
@@ -565,13 +541,5 @@ def _embed_error(exc: BaseException, url: str, model: str, timeout_s: float) -> 
     return error
 
 
-def embed_sync(model: str, texts: Sequence[str], *, url: str = DEFAULT_URL, timeout_s: float = 60.0
-               ) -> list[list[float]]:
-    """Blocking `InferenceClient.embed` for the CLI."""
-    return run_sync(_background.client(url, timeout_s).embed(model, texts))
-
-
-__all__ = ["Completion", "InferenceClient", "build_request", "complete_sync", "generate_sync", "iterate_sync",
-           "map_grpc_error", "run_sync", "stream_sync",
-           "DEFAULT_URL",
-           "EMBED_BATCH", "Embeddings", "build_embed_request", "embed_sync"]
+__all__ = ["Answer", "EMBED_BATCH", "Embeddings", "InferenceClient", "build_embed_request", "build_request",
+           "iterate_sync", "map_grpc_error", "run_sync"]

@@ -29,7 +29,8 @@ default port that is taken (8000 often is) is moved to a free one by `start()`,
 which writes the ports it used into the config and the PID file.
 
 Environment variables choose the defaults of :class:`TritonConfig` (each one is
-what `promptops serve` uses for its embedded server):
+what `promptops serve` uses for its embedded server); they are declared, with their types, in
+the one settings model (`promptops.config.settings.TritonSettings`) and read through it:
 
     PROMPTOPS_TRITON_DIR          runtime folder (PID file, log, backends)
     PROMPTOPS_MODEL_REPOSITORY    model repositories, separated by os.pathsep
@@ -62,9 +63,13 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import Any
 
-from promptops.errors import TritonLaunchError
+from promptops.config.reader import from_env
+from promptops.config.settings import TritonSettings, env_name
+from promptops.errors import PromptOpsError, TritonLaunchError
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # promptops/
 REPO_ROOT = PACKAGE_DIR.parent
@@ -79,64 +84,55 @@ SETUP_HINT = "run scripts/setup-serving.sh"
 HF_CACHE_OVERRIDES = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")
 SHM_DIR = Path("/dev/shm")
 SHM_BASE = "triton_python_backend_shm_region_"
-# Each port field of TritonConfig and the variable that sets it.
-PORT_VARIABLES: dict[str, str] = {"http_port": "PROMPTOPS_TRITON_HTTP_PORT", "grpc_port": "PROMPTOPS_TRITON_GRPC_PORT",
-                                  "metrics_port": "PROMPTOPS_TRITON_METRICS_PORT"}
+# Each port field of TritonConfig and the variable that sets it (declared in TritonSettings), and its default.
+PORT_VARIABLES: dict[str, str] = {item.name: env_name(item) for item in dataclass_fields(TritonSettings)
+                                  if item.name.endswith("_port")}
+DEFAULT_PORTS: dict[str, int] = {"http_port": 8000, "grpc_port": 8001, "metrics_port": 8002}
 PORT_LABELS: dict[str, str] = {"http_port": "HTTP", "grpc_port": "gRPC", "metrics_port": "metrics"}
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else default
+def settings() -> TritonSettings:
+    """The launcher's PROMPTOPS_* variables; a bad one is a TritonLaunchError naming it and its accepted forms."""
+    try:
+        return from_env(TritonSettings)
+    except PromptOpsError as exc:
+        raise TritonLaunchError(exc.message, fix=exc.fix) from None
+
+
+def _setting(name: str, default: Any) -> Any:
+    """A TritonConfig default: the variable's value (a path with `~` expanded), else `default`."""
+    value = getattr(settings(), name)
+    if value is None:
+        return default
+    return value.expanduser() if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
 
 
 def default_hf_home() -> Path:
     """PROMPTOPS_HF_HOME, else HF_HOME, else ~/.cache/promptops/hf (scripts/prepare_weights.py uses the same rule)."""
-    value = os.environ.get("PROMPTOPS_HF_HOME") or os.environ.get("HF_HOME")
+    value = settings().hf_home or os.environ.get("HF_HOME")
     return Path(value).expanduser() if value else Path.home() / ".cache" / "promptops" / "hf"
-
-
-def _env_paths(name: str, default: list[Path]) -> list[Path]:
-    value = os.environ.get(name)
-    return [Path(p).expanduser() for p in value.split(os.pathsep) if p] if value else default
-
-
-def _env_names(name: str, default: Sequence[str]) -> list[str]:
-    value = os.environ.get(name)
-    return [n.strip() for n in value.split(",") if n.strip()] if value else list(default)
-
-
-def _env_port(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise TritonLaunchError(f"{name}={value!r} is not a port number", fix=f"set {name} to 1-65535 or unset it")
-    return int(value)
 
 
 @dataclass
 class TritonConfig:
     """Everything needed to start (or find) one local server."""
 
-    model_repositories: list[Path] = field(default_factory=lambda: _env_paths(
-        "PROMPTOPS_MODEL_REPOSITORY", [REPO_ROOT / "model_repository"]))
-    models: list[str] = field(default_factory=lambda: _env_names("PROMPTOPS_TRITON_MODELS", DEFAULT_CPU_MODELS))
-    http_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_HTTP_PORT", 8000))
-    grpc_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_GRPC_PORT", 8001))
-    metrics_port: int = field(default_factory=lambda: _env_port("PROMPTOPS_TRITON_METRICS_PORT", 8002))
+    model_repositories: list[Path] = field(default_factory=lambda: _setting(
+        "model_repositories", [REPO_ROOT / "model_repository"]))
+    models: list[str] = field(default_factory=lambda: _setting("models", list(DEFAULT_CPU_MODELS)))
+    http_port: int = field(default_factory=lambda: _setting("http_port", DEFAULT_PORTS["http_port"]))
+    grpc_port: int = field(default_factory=lambda: _setting("grpc_port", DEFAULT_PORTS["grpc_port"]))
+    metrics_port: int = field(default_factory=lambda: _setting("metrics_port", DEFAULT_PORTS["metrics_port"]))
     # The port fields chosen on purpose (by their variable, or a flag): start() refuses one that is taken.
     # The others are defaults, which start() moves to a free port when taken.
     fixed_ports: frozenset[str] = field(default_factory=lambda: frozenset(
-        name for name, variable in PORT_VARIABLES.items() if os.environ.get(variable)))
+        name for name in PORT_VARIABLES if getattr(settings(), name) is not None))
     # The calling command's flag for each port field, named in port errors next to the variable.
     port_flags: dict[str, str] = field(default_factory=dict)
     address: str = "127.0.0.1"
-    runtime_dir: Path = field(default_factory=lambda: _env_path("PROMPTOPS_TRITON_DIR",
-                                                                REPO_ROOT / ".promptops" / "triton"))
-    python_env: Path = field(default_factory=lambda: _env_path("PROMPTOPS_SERVE_VENV",
-                                                               REPO_ROOT / ".venv-serve"))
+    runtime_dir: Path = field(default_factory=lambda: _setting("runtime_dir", REPO_ROOT / ".promptops" / "triton"))
+    python_env: Path = field(default_factory=lambda: _setting("python_env", REPO_ROOT / ".venv-serve"))
     hf_home: Path = field(default_factory=default_hf_home)
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -827,6 +823,7 @@ def free_ports(count: int = 3, address: str = "127.0.0.1") -> list[int]:
 
 
 __all__: Sequence[str] = ("TritonConfig", "TritonServer", "TritonStatus", "TritonExit", "ModelState",
-                          "ServeEnvironment", "DEFAULT_CPU_MODELS", "PORT_VARIABLES", "locate", "assemble_backends",
+                          "ServeEnvironment", "DEFAULT_CPU_MODELS", "DEFAULT_PORTS", "PORT_VARIABLES", "settings",
+                          "locate", "assemble_backends",
                           "up", "down", "status", "local_grpc_url", "free_ports", "port_in_use",
                           "become_subreaper")

@@ -38,7 +38,8 @@ def test_rollback_after_two_moves_and_status_drift(three: GitRepo) -> None:
     assert lines[0] == "name\tnewest\tapproved\tsignature\tproduction\tdrift\tworking tree"
     assert lines[1].split("\t")[3:] == ["v2 bad signature (no allowed-signers file in the repository)", "v1",
                                         "production 2 versions behind newest", "clean"]
-    assert run("labels", "a")[1].endswith("production: v1 -> v2 -> v1\n")
+    assert run("labels", "a")[1].splitlines() == ["prompt\tlabel\tversion\tpolicy\thistory",
+                                                  "a\tproduction\tv1\tprotected\tv1 -> v2 -> v1"]
 
 
 def test_protected_label_refused_and_staging_allowed(three: GitRepo) -> None:

@@ -86,6 +86,17 @@ def test_generate_yields_deltas_then_the_models_usage(echo_server, max_tokens, d
     assert 0 < answer.ttft_s <= answer.total_s and whole.usage() == answer.usage()
 
 
+def test_one_answer_type_from_the_client_to_the_assertions():
+    from typing import get_type_hints
+
+    from gateway import serving
+    from promptops.evaluation import assertions, runs
+    from promptops.triton import client
+
+    assert Answer is client.Answer is serving.Answer
+    assert get_type_hints(assertions.check)["answer"] is Answer is get_type_hints(runs.Attempt.scored)["answer"]
+
+
 def test_the_cli_chat_goes_through_the_pipeline(repo, echo_server, monkeypatch):
     monkeypatch.setenv("PROMPTOPS_MODEL", "echo")
     repo.commit({"prompts/support.json": prompt_doc("{system}{history}{user}", system="S ")})

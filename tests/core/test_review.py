@@ -127,11 +127,11 @@ def test_invalid_labels_file_at_head_fails_the_review(released, labels, problem)
 class Echo:
     """A client on any model name that answers the prompt itself, one token a word."""
 
-    async def stream_events(self, model, prompt, sampling=None, *, logprobs=False, timeout_s=None):
-        from promptops.triton.client import Completion
+    async def stream(self, model, prompt, sampling=None, *, logprobs=False, timeout_s=None):
+        from promptops.triton.client import Answer
 
         yield prompt
-        yield Completion(prompt, len(prompt.split()), len(prompt.split()), "stop")
+        yield Answer(prompt, len(prompt.split()), len(prompt.split()), "stop")
 
 
 def test_a_prompt_with_models_is_compared_base_to_head_on_each_model(repo):

@@ -1,10 +1,11 @@
 import asyncio
+import json
 
 import pytest
 
 from promptops.evaluation.assertions import (
+    ASSERTION_TYPES,
     AssertionResult,
-    Output,
     Tools,
     case_score,
     check,
@@ -13,10 +14,12 @@ from promptops.evaluation.assertions import (
     parse_judgement,
     rouge_n,
 )
+from promptops.prompt.schema import SCHEMA_PATH
+from promptops.triton.client import Answer
 
 
-def run(assertion, text="", tools=None, **output):
-    return asyncio.run(check(assertion, Output(text, **output), {"name": "c", "vars": {}}, tools))
+def run(assertion, text="", tools=None, **answer):
+    return asyncio.run(check(assertion, Answer(text, **answer), {"name": "c", "vars": {}}, tools))
 
 
 # The ten original assertion types keep their meaning: (type, value, answer, passes).
@@ -36,7 +39,7 @@ ORIGINAL = [
 
 @pytest.mark.parametrize(("kind", "value", "text", "passes"), ORIGINAL)
 def test_the_original_types_keep_their_verdicts(kind, value, text, passes):
-    result = run({"type": kind, "value": value}, text, latency_ms=50)
+    result = run({"type": kind, "value": value}, text, total_s=0.05)
     assert (result.passed, result.score) == (passes, float(passes)) and result.reason
 
 
@@ -63,13 +66,23 @@ SCHEMA = {"type": "object", "required": ["city"], "properties": {"city": {"type"
     ({"type": "latency", "value": 20}, "x", False, "took 50 ms"),
 ])
 def test_measured_types(assertion, text, passed, needle):
-    result = run(assertion, text, latency_ms=50, completion_tokens=4)
+    result = run(assertion, text, total_s=0.05, completion_tokens=4)
     assert result.passed is passed and needle in result.reason, result.reason
     assert 0.0 <= result.score <= 1.0
 
 
-def test_tokens_fail_when_the_model_reported_no_counts():
-    assert run({"type": "tokens", "max": 5}, "x").reason == "the model reported no token counts"
+@pytest.mark.parametrize("limit", [100, 20])
+def test_latency_ms_is_another_name_of_latency(limit):
+    alias, latency = (run(a, "x", total_s=0.05) for a in ({"type": "latency-ms", "value": limit},
+                                                           {"type": "latency", "max": limit}))
+    assert (alias.type, alias.passed, alias.reason) == ("latency-ms", latency.passed, latency.reason)
+
+
+@pytest.mark.parametrize("schema_file", [SCHEMA_PATH, SCHEMA_PATH.parents[1] / "promptops/prompt/prompt.schema.json"])
+def test_the_schema_lists_the_catalogues_types(schema_file):
+    # On failure: paste list(ASSERTION_TYPES) into $defs.assertion.properties.type.enum of the schema file.
+    schema = json.loads(schema_file.read_text())
+    assert schema["$defs"]["assertion"]["properties"]["type"]["enum"] == list(ASSERTION_TYPES)
 
 
 def test_rouge_n_is_recall_with_clipped_counts():
@@ -131,7 +144,7 @@ def test_python_checks_from_the_repository(tmp_path, ref, text, passed, score, r
     (tmp_path / "checks").mkdir()
     (tmp_path / "checks" / "c.py").write_text(CHECKS)
     tools = Tools(repo=tmp_path)
-    result = asyncio.run(check({"type": "python", "value": ref}, Output(text), {"name": "c", "vars": {"want": "yes"}},
+    result = asyncio.run(check({"type": "python", "value": ref}, Answer(text), {"name": "c", "vars": {"want": "yes"}},
                                tools))
     assert (result.passed, result.score) == (passed, score) and reason in result.reason
 
@@ -160,7 +173,7 @@ def test_case_score_is_the_weighted_mean(results, threshold, score, passed):
 
 def test_check_all_scores_a_case():
     verdict = asyncio.run(check_all([{"type": "contains", "value": "a", "weight": 2}, {"type": "contains", "value": "z"}],
-                                    Output("abc")))
+                                    Answer("abc")))
     assert (verdict.score, verdict.passed) == (pytest.approx(2 / 3), False)
 
 

@@ -3,7 +3,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from promptops.evaluation.assertions import AssertionResult, CaseScore, Output
+from promptops.evaluation.assertions import AssertionResult, CaseScore
 from promptops.evaluation.datasets import Case
 from promptops.evaluation.reports import html_report, junit_xml
 from promptops.evaluation.runs import (
@@ -17,6 +17,7 @@ from promptops.evaluation.runs import (
     load_run,
     save_run,
 )
+from promptops.triton.client import Answer
 
 START = datetime(2026, 3, 1, 10, 15, 2, 123000, tzinfo=UTC)
 
@@ -25,7 +26,7 @@ def attempt(passed=True, answer="Berlin", score=None):
     reason = "expected answer to contain 'Berlin'"
     check = AssertionResult("contains", "Berlin", passed, float(passed), reason)
     verdict = CaseScore((check,), float(passed) if score is None else score, passed)
-    return Attempt.scored(Output(answer, 120.0, 30, 5), verdict, finish_reason="stop")
+    return Attempt.scored(Answer(answer, 30, 5, "stop", total_s=0.12), verdict)
 
 
 def case(name, *passes, min_pass_rate=1.0, score=None):

@@ -7,8 +7,7 @@ import re
 import pytest
 
 from promptops.prompt import tokens
-from promptops.triton.client import complete_sync
-from tests.conftest import ECHO_REPOSITORY
+from tests.conftest import ECHO_REPOSITORY, complete
 
 TURNS = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i} says hello"} for i in range(5_000)]
 
@@ -51,4 +50,4 @@ def test_a_prompt_that_fits_is_answered(client):
                                   "héllo 😀 wörld\n\n", "w " * 2047])
 def test_the_gateways_count_is_the_echo_models_own(echo_server, text):
     counted = tokens.count("echo", text, [ECHO_REPOSITORY])
-    assert counted == complete_sync("echo", text, {"max_tokens": 1}, url=echo_server.grpc_url).prompt_tokens
+    assert counted == complete(echo_server.grpc_url, "echo", text, {"max_tokens": 1}).prompt_tokens

@@ -269,3 +269,16 @@ def test_error_bodies_show_no_absolute_paths(repo, make_client, prompts):
     assert str(repo.path) not in json.dumps(error) and "tok" not in json.dumps(error)
     assert error["message"] == "git failed in <repo>/.git fetching https://host.example/x.git"
 
+
+
+def test_only_gateway_auth_reads_credentials():
+    # One parser of Bearer tokens and the session cookie: no other gateway file names the cookie or reads
+    # the Authorization or Cookie header (limits, routes and the UI take auth's validated user).
+    from pathlib import Path
+
+    import gateway
+
+    readers = {path.name for path in Path(gateway.__file__).parent.rglob("*.py")
+               if any(needle in path.read_text().lower() for needle in
+                      (COOKIE, 'get("authorization")', 'get("cookie")', 'b"authorization"', 'b"cookie"', '== "bearer"'))}
+    assert readers == {"auth.py"}

@@ -1,9 +1,14 @@
 """The layout's rules, read from the source: imports only go down (no circle, not even one hidden in a
-function-level import), and the core imports no edge and no web or CLI framework."""
+function-level import), the core imports no edge and no web or CLI framework, a route or the UI reaches no
+further than it should, and pyproject.toml declares what is imported."""
 
 from __future__ import annotations
 
 import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -66,3 +71,47 @@ def test_imports_only_go_down():
 def test_the_core_imports_no_edge_and_no_framework(path):
     edges = {m for m in imports(path) if m.split(".")[0] in EDGES}
     assert not edges, f"{path.relative_to(ROOT)} imports {sorted(edges)}"
+
+
+def test_a_route_module_imports_no_other_route_module():
+    # A request enters one route file on its way down: what two routes share lives below them (gateway/serving.py).
+    routes = {name: targets for name, targets in graph().items() if name.startswith("gateway.routes.")}
+    sideways = {name: sorted(t for t in targets if t.startswith("gateway.routes.")) for name, targets in routes.items()}
+    assert not any(sideways.values()), sideways
+
+
+def test_the_ui_reaches_the_store_only_through_its_facade():
+    ui = {name: targets for name, targets in graph().items() if name.startswith("gateway.ui")}
+    past = {name: sorted(t for t in targets if t.startswith("promptops.store.")) for name, targets in ui.items()}
+    assert not any(past.values()), past
+
+
+# Imported, and installed by a declared dependency rather than declared itself (the dependency that brings it).
+PROVIDED_BY = {"click": "typer", "grpcio": "tritonclient", "orjson": "gradio", "pydantic": "pydantic-settings",
+               "starlette": "fastapi"}
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared() -> set[str]:
+    """The distributions pyproject.toml declares for promptops and its `serve` extra."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["serve"]
+    return {normalise(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]) for requirement in requirements}
+
+
+def imported() -> set[str]:
+    """The distributions that promptops/ and gateway/ import (the Triton backend runs in .venv-serve: not counted)."""
+    files = [p for package in ("promptops", "gateway") for p in (ROOT / package).rglob("*.py")
+             if "backend" not in p.parts]
+    tops = {module.split(".")[0] for path in files for module in imports(path)}
+    distributions = packages_distributions()
+    return {normalise(d) for top in tops - set(sys.stdlib_module_names) - {"promptops", "gateway", "__future__"}
+            for d in distributions.get(top, [top])}
+
+
+def test_every_import_is_declared_and_every_declaration_imported():
+    provided = {normalise(name) for name in PROVIDED_BY}
+    assert imported() - provided == declared()

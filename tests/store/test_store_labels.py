@@ -38,6 +38,9 @@ def test_promote_twice_then_rollback_to_previous_target(released: GitRepo) -> No
     change = store.rollback("a", "production", commit=True)
     assert (change.old, change.new, store.resolve("a").version.number) == (3, 2, 2)
     assert [v for _, v in store.label_history("a", "production")] == [1, 2, 3, 2]
+    events = store.label_events("a", "production")
+    assert [(e.commit, e.version) for e in events] == store.label_history("a", "production")
+    assert {e.author for e in events} == {"Ada Author"} and all(e.date for e in events)
     assert released.git("log", "-1", "--format=%s") == "Roll back a production to v2"
     assert released.git("status", "--porcelain") == ""
 

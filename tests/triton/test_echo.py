@@ -10,8 +10,8 @@ import pytest
 from promptops.errors import InferenceTimeout, ModelError, ModelNotFound, ServerUnavailable
 from promptops.prompt import sampling as sampling_contract
 from promptops.triton import launcher as triton
-from promptops.triton.client import Completion, InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
-from tests.conftest import prompt_doc
+from promptops.triton.client import Answer, InferenceClient, iterate_sync, run_sync
+from tests.conftest import complete, prompt_doc, stream
 from tests.prompt.test_schema import problems_of
 
 TEXT = "the quick brown fox"
@@ -23,16 +23,16 @@ TEXT = "the quick brown fox"
     ({"max_tokens": "3", "temperature": "0.7", "top_p": 0.95}, ["the ", "quick ", "brown "]),
 ])
 def test_streamed_and_whole_answers_are_exact(echo_server, sampling, chunks):
-    url = echo_server.grpc_url
-    assert list(stream_sync("echo", TEXT, sampling, url=url)) == chunks
-    assert generate_sync("echo", TEXT, sampling, url=url) == "".join(chunks)
+    *deltas, answer = stream(echo_server.grpc_url, "echo", TEXT, sampling)
+    assert deltas == chunks and answer.text == "".join(chunks)
+    assert complete(echo_server.grpc_url, "echo", TEXT, sampling).text == "".join(chunks)
 
 
 def test_four_concurrent_streams_stay_separate(echo_server):
     prompts = [f"stream {i} says hello" for i in range(4)]
 
     async def collect(client, prompt):
-        return [chunk async for chunk in client.stream("echo", prompt, {"delay_ms": 20})]
+        return [chunk async for chunk in client.stream("echo", prompt, {"delay_ms": 20}) if isinstance(chunk, str)]
 
     async def main():
         async with InferenceClient(echo_server.grpc_url) as client:
@@ -43,17 +43,18 @@ def test_four_concurrent_streams_stay_separate(echo_server):
 
 def test_closing_a_stream_cancels_it_on_the_server(echo_server, wait_for_log):
     before = echo_server.log_path.read_text().count("echo: cancelled")
-    stream = stream_sync("echo", "one two three four five six", {"delay_ms": 100},
-                         url=echo_server.grpc_url)
-    assert next(stream) == "one "
-    stream.close()
+    client = InferenceClient(echo_server.grpc_url)
+    events = iterate_sync(client.stream("echo", "one two three four five six", {"delay_ms": 100}))
+    assert next(events) == "one "
+    events.close()
+    run_sync(client.close())
     assert wait_for_log(echo_server.log_path, "echo: cancelled", before + 1)
 
 
 def test_cancelling_the_task_cancels_the_request(echo_server, wait_for_log):
     async def main():
         async with InferenceClient(echo_server.grpc_url) as client:
-            task = asyncio.create_task(client.generate("echo", "a b c d e f", {"delay_ms": 100}))
+            task = asyncio.create_task(client.complete("echo", "a b c d e f", {"delay_ms": 100}))
             await asyncio.sleep(0.25)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -73,33 +74,30 @@ def test_cancelling_the_task_cancels_the_request(echo_server, wait_for_log):
 def test_model_errors_are_reported_and_the_server_keeps_serving(echo_server, sampling, message):
     url = echo_server.grpc_url
     with pytest.raises(ModelError, match=message):
-        list(stream_sync("echo", TEXT, sampling, url=url))
+        stream(url, "echo", TEXT, sampling)
     with pytest.raises(ModelError, match=message):
-        generate_sync("echo", TEXT, sampling, url=url)
-    assert generate_sync("echo", TEXT, url=url) == TEXT
+        complete(url, "echo", TEXT, sampling)
+    assert complete(url, "echo", TEXT).text == TEXT
 
 
 def test_unknown_model_is_not_found_and_the_server_survives(echo_server):
     url = echo_server.grpc_url
     for _ in range(3):
         with pytest.raises(ModelNotFound, match="no-such-model"):
-            generate_sync("no-such-model", TEXT, url=url)
-    assert generate_sync("echo", TEXT, url=url) == TEXT
+            complete(url, "no-such-model", TEXT)
+    assert complete(url, "echo", TEXT).text == TEXT
 
 
 def test_slow_answer_times_out(echo_server):
     with pytest.raises(InferenceTimeout):
-        generate_sync("echo", "a b c d", {"delay_ms": 300}, url=echo_server.grpc_url, timeout_s=0.5)
+        complete(echo_server.grpc_url, "echo", "a b c d", {"delay_ms": 300}, timeout_s=0.5)
 
 
-@pytest.mark.parametrize("call", [
-    lambda url: generate_sync("echo", TEXT, url=url),
-    lambda url: list(stream_sync("echo", TEXT, url=url)),
-])
+@pytest.mark.parametrize("call", [complete, stream])
 def test_no_server_means_server_unavailable(call):
     (port,) = triton.free_ports(1)
     with pytest.raises(ServerUnavailable, match="not reachable"):
-        call(f"127.0.0.1:{port}")
+        call(f"127.0.0.1:{port}", "echo", TEXT)
 
 
 def test_readiness(echo_server):
@@ -162,33 +160,23 @@ def test_outputs_come_only_when_asked(echo_server):
     assert only.as_numpy("text_output")[0] == TEXT.encode() + TEXT.encode()  # prompt prepended by default
 
 
-@pytest.mark.parametrize(("sampling", "completion"), [
-    ({}, Completion(TEXT, 4, 4, "stop")),
-    ({"max_tokens": 2}, Completion("the quick ", 4, 2, "length")),
-    ({"max_tokens": "4"}, Completion(TEXT, 4, 4, "length")),
+@pytest.mark.parametrize(("sampling", "expected"), [
+    ({}, Answer(TEXT, 4, 4, "stop")),
+    ({"max_tokens": 2}, Answer("the quick ", 4, 2, "length")),
+    ({"max_tokens": "4"}, Answer(TEXT, 4, 4, "length")),
 ])
-def test_completions_carry_the_models_counts_streamed_or_not(echo_server, sampling, completion):
-    async def main():
-        async with InferenceClient(echo_server.grpc_url) as client:
-            events = [e async for e in client.stream_events("echo", TEXT, sampling)]
-            return events, await client.complete("echo", TEXT, sampling)
-
-    events, whole = run_sync(main())
-    assert events[-1] == whole == completion
-    assert "".join(events[:-1]) == completion.text
+def test_answers_carry_the_models_counts_and_the_clocks_timing_streamed_or_not(echo_server, sampling, expected):
+    *deltas, streamed = stream(echo_server.grpc_url, "echo", TEXT, sampling)
+    whole = complete(echo_server.grpc_url, "echo", TEXT, sampling)
+    assert streamed == whole == expected and "".join(deltas) == expected.text
+    assert 0 < streamed.ttft_s <= streamed.total_s and 0 < whole.ttft_s <= whole.total_s
 
 
 def test_logprobs_are_asked_for_and_joined_across_the_stream(echo_server):
-    events = list(run_sync(_collect(echo_server.grpc_url, logprobs=True)))
-    done = events[-1]
+    done = stream(echo_server.grpc_url, "echo", TEXT, logprobs=True)[-1]
     assert [next(iter(p.values()))["decoded_token"] for p in done.logprobs] == ["the ", "quick ", "brown ", "fox"]
     assert done.cumulative_logprob == 0.0 and done.total_tokens == 8
-    assert complete_sync("echo", TEXT, url=echo_server.grpc_url).logprobs is None
-
-
-async def _collect(url, **kwargs):
-    async with InferenceClient(url) as client:
-        return [e async for e in client.stream_events("echo", TEXT, **kwargs)]
+    assert complete(echo_server.grpc_url, "echo", TEXT).logprobs is None
 
 
 EXAMPLES = {"boolean": True, "string": "x", "stop": ["\n"], "integer_list": [2], "string_list": ["x"],
@@ -209,6 +197,6 @@ def test_the_schema_and_the_echo_model_accept_every_key(echo_server, key):
     assert prompt is not None, problems
     if key.name == "lora_name":  # a known key, refused like NVIDIA's backend does without LoRA
         with pytest.raises(ModelError, match="LoRA feature is not enabled"):
-            generate_sync("echo", "a b", config, url=echo_server.grpc_url)
+            complete(echo_server.grpc_url, "echo", "a b", config)
     else:
-        assert generate_sync("echo", "a b", {**config, "max_tokens": 5}, url=echo_server.grpc_url) == "a b"
+        assert complete(echo_server.grpc_url, "echo", "a b", {**config, "max_tokens": 5}).text == "a b"

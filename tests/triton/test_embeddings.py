@@ -18,7 +18,8 @@ import pytest
 
 from promptops.errors import ModelError, ModelNotFound, ServerUnavailable
 from promptops.triton import launcher as triton
-from promptops.triton.client import EMBED_BATCH, InferenceClient, embed_sync, run_sync
+from promptops.triton.client import EMBED_BATCH, InferenceClient, run_sync
+from tests.conftest import ask
 
 MODEL = "all-minilm-l6-v2"
 CAT, CAT_TOO, REVENUE = "The cat sat on the mat", "A cat is sitting on a mat", "Quarterly revenue grew 4%"
@@ -68,8 +69,10 @@ def cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
 
 
-def embed(server: triton.TritonConfig, texts: list[str]) -> list[list[float]]:
-    return embed_sync(MODEL, texts, url=server.grpc_url)
+def embed(server: triton.TritonConfig | str, texts: list[str], model: str = MODEL, timeout_s: float = 60.0
+          ) -> list[list[float]]:
+    url = server if isinstance(server, str) else server.grpc_url
+    return ask(url, lambda client: client.embed(model, texts), timeout_s).vectors
 
 
 def test_similar_sentences_are_close_and_unrelated_ones_far(embedding_server):
@@ -85,11 +88,7 @@ def test_vectors_have_384_dimensions_and_unit_length(embedding_server):
 
 
 def test_vectors_and_token_counts_equal_a_transformers_reference(embedding_server, tmp_path_factory):
-    async def main():
-        async with InferenceClient(embedding_server.grpc_url) as client:
-            return await client.embeddings(MODEL, list(TEXTS))
-
-    result = run_sync(main())
+    result = ask(embedding_server.grpc_url, lambda client: client.embed(MODEL, list(TEXTS)))
     expected = reference(TEXTS, tmp_path_factory)
     for got, want in zip(result.vectors, expected, strict=True):
         assert max(abs(x - y) for x, y in zip(got, want["embedding"], strict=True)) < 1e-4
@@ -120,31 +119,31 @@ def test_concurrent_requests_each_get_their_own_vectors(embedding_server):
             return await asyncio.gather(*(client.embed(MODEL, [text, text.upper()]) for text in texts))
 
     answers = run_sync(main())
-    for text, (vector, upper) in zip(texts, answers, strict=True):
+    for text, (vector, upper) in zip(texts, (answer.vectors for answer in answers), strict=True):
         single = embed(embedding_server, [text])[0]
         assert cosine(vector, single) > 0.99999
         assert cosine(upper, single) > 0.99999  # the tokenizer lower-cases
 
 
 def test_an_empty_list_sends_nothing():
-    assert embed_sync(MODEL, [], url="127.0.0.1:1") == []
+    assert embed("127.0.0.1:1", []) == []
 
 
 def test_an_unknown_model_is_model_not_found(embedding_server):
     with pytest.raises(ModelNotFound, match="'nope' is not served"):
-        embed_sync("nope", ["x"], url=embedding_server.grpc_url)
+        embed(embedding_server, ["x"], "nope")
 
 
 def test_a_generation_model_is_not_an_embedding_model(echo_server):
     with pytest.raises(ModelError, match="'echo' is not an embedding model") as caught:
-        embed_sync("echo", ["x"], url=echo_server.grpc_url)
+        embed(echo_server, ["x"], "echo")
     assert "all-minilm-l6-v2" in caught.value.fix
 
 
 def test_server_down_is_server_unavailable():
     port = triton.free_ports(1)[0]
     with pytest.raises(ServerUnavailable):
-        embed_sync(MODEL, ["x"], url=f"127.0.0.1:{port}", timeout_s=5)
+        embed(f"127.0.0.1:{port}", ["x"], timeout_s=5)
 
 
 def test_prepare_fills_the_hugging_face_cache_once(tmp_path):

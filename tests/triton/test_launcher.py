@@ -84,11 +84,12 @@ def test_environment_variables_choose_repositories_models_and_ports(monkeypatch,
     config = triton.TritonConfig()
     assert config.model_repositories == [tmp_path / "a", tmp_path / "b"] and config.models == ["echo", "other"]
     assert (config.grpc_url, config.http_port) == ("127.0.0.1:9101", 8000)
+    assert config.fixed_ports == {"grpc_port"}  # set explicitly: must be free; the defaults may move
 
 
 def test_a_bad_port_variable_names_the_variable(monkeypatch):
     monkeypatch.setenv("PROMPTOPS_TRITON_METRICS_PORT", "80a")
-    with pytest.raises(TritonLaunchError, match="PROMPTOPS_TRITON_METRICS_PORT='80a' is not a port"):
+    with pytest.raises(TritonLaunchError, match="PROMPTOPS_TRITON_METRICS_PORT='80a' is not valid: use a port number"):
         triton.TritonConfig()
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from promptops.errors import ModelError
 from promptops.triton import launcher as triton
-from promptops.triton.client import InferenceClient, complete_sync, generate_sync, run_sync, stream_sync
-from tests.conftest import require_serving
+from promptops.triton.client import InferenceClient, iterate_sync, run_sync
+from tests.conftest import complete, require_serving, stream
 from tests.triton.test_echo import CONTRACT_OUTPUTS, raw_responses, shapes
 
 pytestmark = pytest.mark.vllm
@@ -27,15 +27,15 @@ GREEDY = {"temperature": 0, "max_tokens": 32}
 def test_capital_of_germany_is_berlin(vllm_server, sampling, streamed):
     url = vllm_server.grpc_url
     if streamed:
-        chunks = list(stream_sync(MODEL, GERMANY, sampling, url=url))
-        assert len(chunks) > 1 and "Berlin" in "".join(chunks)
+        *chunks, answer = stream(url, MODEL, GERMANY, sampling)
+        assert len(chunks) > 1 and "Berlin" in "".join(chunks) == answer.text
     else:
-        assert "Berlin" in generate_sync(MODEL, GERMANY, sampling, url=url)
+        assert "Berlin" in complete(url, MODEL, GERMANY, sampling).text
 
 
 def test_four_concurrent_streams(vllm_server):
     async def collect(client):
-        return "".join([chunk async for chunk in client.stream(MODEL, GERMANY, GREEDY)])
+        return "".join([chunk async for chunk in client.stream(MODEL, GERMANY, GREEDY) if isinstance(chunk, str)])
 
     async def main():
         async with InferenceClient(vllm_server.grpc_url) as client:
@@ -47,10 +47,12 @@ def test_four_concurrent_streams(vllm_server):
 def test_closing_a_stream_aborts_the_engine_request(vllm_server, wait_for_log):
     needle = "vllm backend: cancelled request"
     before = vllm_server.log_path.read_text().count(needle)
-    stream = stream_sync(MODEL, GERMANY, {"max_tokens": 500, "ignore_eos": True}, url=vllm_server.grpc_url)
+    client = InferenceClient(vllm_server.grpc_url)
+    events = iterate_sync(client.stream(MODEL, GERMANY, {"max_tokens": 500, "ignore_eos": True}))
     for _ in range(3):
-        next(stream)
-    stream.close()
+        next(events)
+    events.close()
+    run_sync(client.close())
     assert wait_for_log(vllm_server.log_path, needle, before + 1)
 
 
@@ -62,8 +64,8 @@ def test_closing_a_stream_aborts_the_engine_request(vllm_server, wait_for_log):
 def test_invalid_parameters_are_model_errors(vllm_server, sampling, message):
     url = vllm_server.grpc_url
     with pytest.raises(ModelError, match=message):
-        generate_sync(MODEL, GERMANY, sampling, url=url)
-    assert "Berlin" in generate_sync(MODEL, GERMANY, GREEDY, url=url)
+        complete(url, MODEL, GERMANY, sampling)
+    assert "Berlin" in complete(url, MODEL, GERMANY, GREEDY).text
 
 
 TWO_PLUS_TWO = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
@@ -88,12 +90,8 @@ def token_counts(*texts):
 
 @pytest.mark.parametrize(("sampling", "reason", "eos"), [({"max_tokens": 3}, "length", 0), ({"max_tokens": 64}, "stop", 1)])
 def test_counts_are_the_tokenizers_and_the_finish_reason_is_reported(vllm_server, sampling, reason, eos):
-    async def main():
-        async with InferenceClient(vllm_server.grpc_url) as client:
-            events = [e async for e in client.stream_events(MODEL, TWO_PLUS_TWO, {"temperature": 0, **sampling})]
-            return events[-1], await client.complete(MODEL, TWO_PLUS_TWO, {"temperature": 0, **sampling})
-
-    streamed, whole = run_sync(main())
+    streamed = stream(vllm_server.grpc_url, MODEL, TWO_PLUS_TWO, {"temperature": 0, **sampling})[-1]
+    whole = complete(vllm_server.grpc_url, MODEL, TWO_PLUS_TWO, {"temperature": 0, **sampling})
     assert streamed == whole and whole.finish_reason == reason
     prompt_tokens, answer_tokens = token_counts(TWO_PLUS_TWO, whole.text)
     # A stop by end-of-sequence counts the EOS token, which the text leaves out.
@@ -109,8 +107,7 @@ def test_outputs_match_the_echo_models_dtypes_and_shapes(vllm_server, stream):
 
 
 def test_logprobs_one_per_token_summing_to_the_cumulative(vllm_server):
-    done = complete_sync(MODEL, TWO_PLUS_TWO, {"temperature": 0, "max_tokens": 8}, logprobs=True,
-                         url=vllm_server.grpc_url)
+    done = complete(vllm_server.grpc_url, MODEL, TWO_PLUS_TWO, {"temperature": 0, "max_tokens": 8}, logprobs=True)
     assert len(done.logprobs) == done.completion_tokens
     chosen = [next(iter(position.values())) for position in done.logprobs]
     assert all(set(c) == {"logprob", "rank", "decoded_token"} and c["logprob"] <= 0 for c in chosen)
@@ -131,7 +128,7 @@ def test_model_json_written_for_a_gpu_loads_on_cpu_with_a_note(tmp_path):
                                  metrics_port=metrics, runtime_dir=tmp_path / "rt")
     triton.up(config, timeout=300)
     try:
-        assert "4" in generate_sync(MODEL, TWO_PLUS_TWO, GREEDY, url=config.grpc_url)
+        assert "4" in complete(config.grpc_url, MODEL, TWO_PLUS_TWO, GREEDY).text
         log = config.log_path.read_text()
         assert "ignoring gpu_memory_utilization=0.9 on CPU" in log and "ignoring swap_space=4" in log
     finally:

@@ -1,4 +1,4 @@
-"""Model-facing commands: triton up/down/status/logs, test, runs, chat."""
+"""`promptops test` (run the prompts' test cases against the models) and `promptops runs` (the saved runs)."""
 
 from __future__ import annotations
 
@@ -9,131 +9,17 @@ from typing import Annotated, Any, Optional
 import typer
 
 from promptops.cli.boundary import EXIT_OK, EXIT_USER_ERROR, boundary
-from promptops.cli.output import echo, is_tty, print_json, table
+from promptops.cli.context import settings
+from promptops.cli.output import Format, echo, is_tty, print_json, resolve_format, table
+from promptops.cli.triton import grpc_url
 from promptops.errors import PromptOpsError
-
-triton_app = typer.Typer(help="Run the local Triton server (real tritonserver + the vLLM backend on CPU).",
-                         no_args_is_help=True, rich_markup_mode=None)
-
-
-def _settings(ctx: typer.Context) -> Any:
-    from promptops.cli.context import settings
-
-    return settings(ctx)
-
-
-def triton_config(ctx: typer.Context, ports: dict[str, int | None] | None = None,
-                  port_flags: dict[str, str] | None = None, **overrides: Any) -> Any:
-    """The local server's configuration (ports, runtime folder) for this repository.
-
-    `ports` given as flags (not None) are fixed, like those set by their variables: a taken one is an
-    error naming `port_flags` (the command's flag per port field); the defaults move when taken.
-    """
-    from promptops.triton.launcher import TritonConfig
-
-    given = {name: port for name, port in (ports or {}).items() if port is not None}
-    config = TritonConfig(**given, **{k: v for k, v in overrides.items() if v is not None},
-                          port_flags=dict(port_flags or {}))
-    config.fixed_ports = config.fixed_ports | set(given)
-    return config
-
-
-def grpc_url(ctx: typer.Context) -> str:
-    """`--triton-url` when given, else the local server's gRPC address (where it runs: a default port may have moved)."""
-    from promptops.triton.launcher import local_grpc_url
-
-    return _settings(ctx).triton_url or local_grpc_url(triton_config(ctx))
-
-
-def _spinner(message: str) -> Any:
-    """A callback that keeps a spinner turning on a TTY (and stays silent when piped)."""
-    if not is_tty(sys.stderr):
-        return None, None
-    from rich.console import Console
-
-    status = Console(stderr=True).status(message)
-    status.start()
-    return status, lambda elapsed: status.update(f"{message} ({elapsed:.0f}s)")
-
-
-def up(ctx: typer.Context,
-       models: Annotated[Optional[list[str]], typer.Option("--model", help="Model to load (repeatable; default: the CPU models).")] = None,
-       repository: Annotated[Optional[list[Path]], typer.Option("--model-repository", help="Extra model repository (repeatable).")] = None,
-       http_port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="HTTP port (default: PROMPTOPS_TRITON_HTTP_PORT, else 8000, else a free one).")] = None,
-       grpc_port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="gRPC port (default: PROMPTOPS_TRITON_GRPC_PORT, else 8001, else a free one).")] = None,
-       metrics_port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Metrics port (default: PROMPTOPS_TRITON_METRICS_PORT, else 8002, else a free one).")] = None,
-       timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 300.0) -> int:
-    """Start the local Triton server and wait until its models are ready."""
-    from promptops.triton import launcher as triton
-
-    ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-    config = triton_config(ctx, ports, {name: f"--{name.replace('_', '-')}" for name in ports},
-                           models=models or None)
-    if repository:
-        config.model_repositories += [p.resolve() for p in repository]
-    current = triton.status(config)
-    if current.ready:
-        echo(f"Triton is already running (pid {current.pid}) at {current.grpc_url}")
-        return EXIT_OK
-    spinner, tick = _spinner("Starting Triton and loading models")
-    try:
-        state = triton.up(config, timeout=timeout, on_tick=tick)
-    finally:
-        if spinner:
-            spinner.stop()
-    echo(f"Triton is ready (pid {state.pid}): gRPC {state.grpc_url}, HTTP {state.http_url}")
-    echo(f"Models: {', '.join(f'{m.name} ({m.state})' for m in state.models) or 'none'}")
-    return EXIT_OK
-
-
-def down(ctx: typer.Context) -> int:
-    """Stop the local Triton server."""
-    from promptops.triton import launcher as triton
-
-    echo("Triton stopped." if triton.down(triton_config(ctx)) else "Triton was not running.")
-    return EXIT_OK
-
-
-def status(ctx: typer.Context, format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
-    """Show whether the local Triton server is running and which models are ready."""
-    import time
-
-    from promptops.triton import launcher as triton
-
-    state = triton.status(triton_config(ctx))
-    ended = state.exit  # how the PID file's server ended, when it died on its own
-    if format_ == "json":
-        print_json({"running": state.running, "ready": state.ready, "pid": state.pid, "grpc_url": state.grpc_url,
-                    "models": [m.__dict__ for m in state.models],
-                    "exited": None if ended is None else {"pid": ended.pid, "how": ended.how,
-                                                          "cleaned": ended.cleaned, "at": ended.at}})
-    elif ended is not None:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended.at))
-        echo(f"exited (pid {ended.pid}, {when}): {ended}. Its log: promptops triton logs")
-    else:
-        echo(f"{'ready' if state.ready else 'running' if state.running else 'stopped'}"
-             f"{f' (pid {state.pid})' if state.pid else ''}: gRPC {state.grpc_url}")
-        for model in state.models:
-            echo(f"  {model.name} v{model.version}: {model.state} {model.reason}".rstrip())
-    return EXIT_OK if state.ready else EXIT_USER_ERROR
-
-
-def logs(ctx: typer.Context, lines: Annotated[int, typer.Option("-n", "--lines", help="Lines from the end.")] = 50) -> int:
-    """Print the end of the local Triton server's log."""
-    path = triton_config(ctx).log_path
-    if not path.exists():
-        raise PromptOpsError(f"no Triton log at {path}", fix="start the server with `promptops triton up`")
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        tail = handle.readlines()[-lines:]
-    typer.echo("".join(tail), nl=False)
-    return EXIT_OK
 
 
 def _targets(ctx: typer.Context, names: list[str], ref: str | None, changed_since: str | None) -> list[Any]:
     from promptops.evaluation.runner import Target, commit_opener
     from promptops.store.workspace import Workspace
 
-    s = _settings(ctx)
+    s = settings(ctx)
     ws = Workspace(s.repo, s.prompts_dir)
     if changed_since:
         from promptops.store import open_store
@@ -166,7 +52,7 @@ def _baselines(ctx: typer.Context, heads: list[Any], ref: str, models: list[str]
     from promptops.evaluation.runner import Target, models_for, with_cases_of
     from promptops.store import open_store
 
-    store = open_store(_settings(ctx))
+    store = open_store(settings(ctx))
     bases, skipped = [], []
     for head in heads:
         try:
@@ -175,7 +61,7 @@ def _baselines(ctx: typer.Context, heads: list[Any], ref: str, models: list[str]
             skipped.append((head.prompt.name, exc))
             continue
         label = f"v{resolved.version.number}" if resolved.version else "draft"
-        chosen = models_for(head, models, _settings(ctx).default_model)
+        chosen = models_for(head, models, settings(ctx).default_model)
         bases.append(Target(with_cases_of(resolved.prompt, head.prompt), label, resolved.commit, resolved.label,
                             head.opener, chosen))
     if not bases and skipped:
@@ -189,7 +75,7 @@ def _tools(ctx: typer.Context, client: Any, judge: str, judge_model: str | None,
     from promptops.evaluation.assertions import Tools
     from promptops.evaluation.runner import embedder, judge_for
 
-    s = _settings(ctx)
+    s = settings(ctx)
     return Tools(s.repo, s.prompts_dir, embed=embedder(client, embedding_model),
                  judge=judge_for(client, lambda: _load(ctx, judge), s.default_model, model=judge_model))
 
@@ -343,7 +229,7 @@ def test(ctx: typer.Context,
         return EXIT_OK
     chosen = list(models or [])
     bases, not_compared = _baselines(ctx, heads, compare, chosen) if compare else ([], [])
-    default_model = _settings(ctx).default_model
+    default_model = settings(ctx).default_model
     width = [len(models_for(t, chosen, default_model)) for t in heads]
     inline = all("dataset" not in test for t in heads for test in t.prompt.tests)
     total = sum(len(t.prompt.tests) * n for t, n in zip(heads, width, strict=True)) if inline else None
@@ -371,7 +257,7 @@ def test(ctx: typer.Context,
         by_key = {(r.prompt, r.model): r for r in base_runs}
         comparisons = [compare_runs(by_key[(r.prompt, r.model)], r, tolerance=COMPARE_TOLERANCE)
                        for r in head_runs if (r.prompt, r.model) in by_key]
-    repo = _settings(ctx).repo
+    repo = settings(ctx).repo
     saved = [save_run(r, repo).stem for r in runs] if save else []
     if junit:
         atomic_write(junit, junit_xml(head_runs).encode())
@@ -398,95 +284,43 @@ def test(ctx: typer.Context,
     return EXIT_OK if all(r.passed for r in head_runs) else EXIT_USER_ERROR
 
 
+RUN_KEYS = ("id", "prompt", "version", "label", "commit", "model", "cases", "passed", "pass_rate", "file", "error")
+
+
 def runs(ctx: typer.Context,
          name: Annotated[Optional[str], typer.Argument(help="Only this prompt's runs.")] = None,
          limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="How many (newest first).")] = 20,
-         format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> int:
+         format_: Format = None) -> int:
     """List the test runs saved in .promptops/runs/ (newest first): version, model, pass rate."""
     from promptops.evaluation.runs import RUNS_DIR, list_runs, load_run
 
-    repo = _settings(ctx).repo
+    repo = settings(ctx).repo
     rows = []
     for info in reversed(list_runs(repo, name)[-limit:]):
+        row: dict[str, Any] = dict.fromkeys(RUN_KEYS)  # the same keys on every row: unreadable runs say why
+        row.update(id=info.id, prompt=info.prompt, file=f"{RUNS_DIR}/{info.id}.json")
         try:
             run = load_run(repo, info.id)
         except PromptOpsError as exc:
-            rows.append({"id": info.id, "prompt": info.prompt, "error": exc.message})
+            rows.append({**row, "error": exc.message})
             continue
-        rows.append({"id": run.id, "prompt": run.prompt, "version": run.version, "label": run.label,
-                     "commit": run.commit, "model": run.model, "cases": len(run.cases),
-                     "passed": sum(1 for c in run.cases if c.passed), "pass_rate": run.pass_rate,
-                     "file": f"{RUNS_DIR}/{run.id}.json"})
-    if format_ == "json":
-        print_json(rows)
-        return EXIT_OK
-    if not rows:
-        echo(f"No saved runs{f' of {name}' if name else ''} in {RUNS_DIR}/.")
+        rows.append({**row, "version": run.version, "label": run.label, "commit": run.commit, "model": run.model,
+                     "cases": len(run.cases), "passed": sum(1 for c in run.cases if c.passed),
+                     "pass_rate": run.pass_rate})
+    if not rows and resolve_format(format_) != "json":
+        echo(f"No saved runs{f' of {name}' if name else ''} in {RUNS_DIR}/.", err=True)  # keeps piped TSV clean
         return EXIT_OK
     table(("run", "prompt", "label", "model", "passed", "pass rate"), [
-        (r["id"], f"{r['prompt']}@{r['version']}" if "version" in r else r["prompt"], r.get("label") or "",
-         r.get("model", ""), f"{r['passed']}/{r['cases']}" if "cases" in r else r.get("error", ""),
-         f"{r['pass_rate']:.0%}" if "pass_rate" in r else "") for r in rows])
+        (r["id"], r["prompt"] if r["error"] else f"{r['prompt']}@{r['version']}", r["label"] or "", r["model"] or "",
+         r["error"] or f"{r['passed']}/{r['cases']}", "" if r["error"] else f"{r['pass_rate']:.0%}")
+        for r in rows], fmt=format_, records=rows)
     return EXIT_OK
 
 
-def chat(ctx: typer.Context,
-         ref: Annotated[str, typer.Argument(help="NAME or NAME@REF.")],
-         var: Annotated[Optional[list[str]], typer.Option("--var", help="KEY=VALUE overriding a field.")] = None,
-         timeout: Annotated[float, typer.Option("--timeout", help="Seconds per answer.")] = 120.0) -> int:
-    """Chat with a prompt in the terminal (/reset clears history, /quit or Ctrl-D ends)."""
-    from promptops import chat as pipeline
-    from promptops.cli.prompts import _load, parse_vars
-    from promptops.prompt.render import Turn
-    from promptops.triton.client import InferenceClient, iterate_sync, run_sync
-
-    prompt = _load(ctx, ref)
-    model = prompt.model or _settings(ctx).default_model
-    variables = parse_vars(var or [])
-    client = InferenceClient(grpc_url(ctx), timeout_s=timeout)
-    history: list[Turn] = []
-    echo(f"Chatting with {ref} on {model}. /reset clears the history, /quit ends.", err=True)
-    try:
-        while True:
-            try:
-                message = input("you> " if sys.stdin.isatty() else "")
-            except EOFError:
-                return EXIT_OK
-            if message.strip() in ("/quit", "/exit"):
-                return EXIT_OK
-            if message.strip() == "/reset":
-                history.clear()
-                continue
-            if not message.strip():
-                continue
-            prepared = pipeline.prepare(prompt, message, history, variables=variables, default_model=model,
-                                        source=ref)
-            answer = None
-            for event in iterate_sync(pipeline.generate(client, prepared)):
-                if isinstance(event, str):
-                    typer.echo(event, nl=False)
-                else:
-                    answer = event
-            typer.echo("")
-            if answer is not None:
-                if is_tty(sys.stderr):
-                    echo(f"[{answer.prompt_tokens} + {answer.completion_tokens} tokens, "
-                         f"{answer.finish_reason or 'done'}]", err=True)
-                history += [Turn("user", message), Turn("assistant", answer.text.strip())]
-    finally:
-        run_sync(client.close())
-
-
 def register(app: typer.Typer) -> None:
-    """Attach the model-facing commands."""
-    triton_app.command("up")(boundary(up))
-    triton_app.command("down")(boundary(down))
-    triton_app.command("status")(boundary(status))
-    triton_app.command("logs")(boundary(logs))
-    app.add_typer(triton_app, name="triton")
+    """Attach `test` and `runs`."""
     app.command("test")(boundary(test))
     app.command("runs")(boundary(runs))
-    app.command("chat")(boundary(chat))
 
 
-__all__ = ["register", "grpc_url", "triton_config"]
+__all__ = ["register"]
