@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import errors
+from gateway import errors, tracing
 from gateway.auth import Auth, Guard
 from gateway.auth import router as auth_router
+from gateway.drain import Drain
 from gateway.metrics import Metrics
 from gateway.routes import chat, health, metrics, openai, prompts, seed
 from gateway.routes import store as store_routes  # `store` is the PromptStore in lifespan
@@ -77,11 +78,16 @@ class BodyLimit:
 
 
 def open_gateway_store(settings: GatewaySettings) -> PromptStore:
-    """The store the gateway serves: the repository itself, or a read-only clone of `store_url`."""
+    """The store the gateway serves: the repository itself, or a read-only clone of `store_url`.
+
+    The clone is this process's own (PROMPTOPS_CLONE_DIR, else the first clone of the store under
+    ~/.cache/promptops/clones that no other live process holds: promptops/store/remote.py), so replicas
+    on one host never share one. A store that cannot be cloned or fetched, or has no branch `store_ref`,
+    raises a StoreError with the fix (`promptops serve` prints it as one line, before uvicorn starts)."""
     if settings.store_url is None:
         return open_store(settings.core())
-    dest = settings.clone_dir or remote.default_clone_dir(settings.store_url,
-                                                          Path.home() / ".cache" / "promptops" / "clones")
+    dest = settings.clone_dir or remote.lease_clone_dir(settings.store_url,
+                                                        Path.home() / ".cache" / "promptops" / "clones")
     remote.clone(settings.store_url, dest, settings.store_ref)
     return PromptStore(dest, settings.prompts_dir, remote.serving_branch(settings.store_ref))
 
@@ -96,11 +102,14 @@ async def refresh_loop(app: FastAPI, settings: GatewaySettings) -> None:
             await service.refresh()
         except PromptOpsError as exc:  # keep serving what we have; say why in the log and /v1/store
             log.warning("store refresh failed: %s", exc.message)
+        except Exception:  # anything else too: one failed fetch must never end the loop
+            log.exception("store refresh failed")
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the store and the Triton client; start the refresh task; close everything at shutdown."""
+    """Open the store and the Triton client; start the refresh task; take over SIGTERM to drain (gateway/drain.py);
+    close everything at shutdown."""
     settings: GatewaySettings = app.state.settings
     store = await asyncio.to_thread(open_gateway_store, settings)
     store.lock_timeout_s = settings.lock_timeout_s  # a write waits this long for the lock, then 503
@@ -111,9 +120,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     task = None
     if settings.store_url is not None and settings.refresh_s > 0:
         task = asyncio.create_task(refresh_loop(app, settings), name="promptops-store-refresh")
+    # SIGTERM drains (gateway/drain.py): readyz and new generations 503 at once, uvicorn stops after the delay.
+    drain = app.state.drain = Drain(service.begin_drain, settings.drain_delay_s, settings.drain_grace_s)
+    drain.install()
     try:
         yield
     finally:
+        drain.uninstall()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,6 +165,8 @@ def create_app(settings: GatewaySettings | None = None, *, ui: bool | None = Non
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT"], allow_headers=["authorization", "content-type"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # OpenTelemetry traces of generation requests, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (gateway/tracing.py).
+    tracing.install(app)
     # Outermost: a foreign Host or a cross-site write is refused before anything else runs (docs/security.md).
     app.add_middleware(Guard, settings=settings, auth=app.state.auth, redact=app.state.redact)
     return app

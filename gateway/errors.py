@@ -2,8 +2,8 @@
 
 Every error the gateway answers has the body `{"error": {"type", "message", "fix"}}`
 (plus `problems` for invalid prompts, `current_version`/`current_commit` for
-conflicts, `limit`/`retry_after_s` for 429s and `prompt_tokens`/`max_tokens`/`context`
-for a prompt over the model's context). Routes raise core exceptions;
+conflicts, `limit`/`retry_after_s` for 429s, `retry_after_s` for 503 `draining` and
+`prompt_tokens`/`max_tokens`/`context` for a prompt over the model's context). Routes raise core exceptions;
 nothing else picks a status code.
 """
 
@@ -51,11 +51,21 @@ class TooManyRequests(e.PromptOpsError):
         self.retry_after_s = retry_after_s
 
 
+class Draining(e.PromptOpsError):
+    """The server is shutting down (SIGTERM, gateway/drain.py): a new generation is refused with 503 and
+    Retry-After, so the caller (or its load balancer) sends it to another replica."""
+
+    def __init__(self, message: str, *, fix: str | None = None, retry_after_s: int = 1) -> None:
+        super().__init__(message, fix=fix)
+        self.retry_after_s = retry_after_s
+
+
 # Most specific first: the first isinstance match wins.
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PayloadTooLarge, 413),
     (Unauthorized, 401),
     (TooManyRequests, 429),
+    (Draining, 503),
     (MaxTokensOverCap, 422),
     (HistoryTooLong, 422),
     (e.ContextTooLong, 422),
@@ -107,6 +117,8 @@ def error_body(exc: Exception) -> dict[str, Any]:
         body["current_commit"] = exc.current_commit
     if isinstance(exc, TooManyRequests):
         body["limit"] = exc.limit
+        body["retry_after_s"] = exc.retry_after_s
+    if isinstance(exc, Draining):
         body["retry_after_s"] = exc.retry_after_s
     if isinstance(exc, e.ContextTooLong):
         body.update(prompt_tokens=exc.prompt_tokens, max_tokens=exc.max_tokens, context=exc.context)
@@ -161,10 +173,10 @@ def error_response(exc: Exception, headers: Mapping[str, str] | None = None, *,
     a 429 carries `Retry-After` (seconds), a 401 `WWW-Authenticate: Bearer`. `redact` hides
     absolute paths and URL credentials from the message (the log keeps them)."""
     status = status_of(exc)
-    if status >= 500 and not isinstance(exc, e.InferenceError):
+    if status >= 500 and not isinstance(exc, e.InferenceError | Draining):
         log.error("request failed", exc_info=exc)
     headers = dict(headers or {})
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooManyRequests | Draining):
         headers["Retry-After"] = str(exc.retry_after_s)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"

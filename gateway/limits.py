@@ -28,7 +28,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from gateway.errors import HistoryTooLong, TooManyRequests
+from gateway.errors import Draining, HistoryTooLong, TooManyRequests
 from promptops.config.users import User
 from promptops.prompt.tokens import model_context
 
@@ -108,12 +108,23 @@ class CallerLimits:
             self.active.pop(caller, None)
 
 
+def draining() -> Draining:
+    """The 503 a new generation gets once this server drains."""
+    return Draining("this gateway is shutting down and takes no new generations",
+                    fix=f"retry after {RETRY_AFTER_S} s: another replica answers (a load balancer stops sending "
+                        "here once /readyz answers 503)", retry_after_s=RETRY_AFTER_S)
+
+
 class Gate:
     """A bound on generation requests in flight on this server, with a short queue in front.
 
     Past `limit`, a request waits in line (first come, first served) for up to `wait_s`; when `queued`
     are already waiting, or the wait runs out, it is answered 429 with Retry-After at once: a burst is
     smoothed, never piled up without bound in front of the model server.
+
+    `close()` (the server drains, gateway/drain.py) answers everyone in line, and everyone after, with
+    Draining (503 and Retry-After): they go to another replica instead of waiting for this one to stop.
+    Slots already taken are kept until their generations end.
     """
 
     def __init__(self, limit: int, queued: int, wait_s: float) -> None:
@@ -121,10 +132,14 @@ class Gate:
         self.queued = queued
         self.wait_s = wait_s
         self.active = 0
+        self.closed = False
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def enter(self) -> None:
-        """Take a slot, waiting in line when all are taken; TooManyRequests when the line is full or slow."""
+        """Take a slot, waiting in line when all are taken; TooManyRequests when the line is full or slow,
+        Draining once the gate is closed."""
+        if self.closed:
+            raise draining()
         if self.limit <= 0:
             return
         if self.active < self.limit and not self._waiting:
@@ -137,11 +152,13 @@ class Gate:
         self._waiting.append(turn)
         try:
             await asyncio.wait_for(turn, self.wait_s)  # leave() hands the slot over: `active` already counts it
+        except Draining:  # close() emptied the line
+            raise
         except TimeoutError:
             self._discard(turn)
             raise self._busy(f"no generation slot freed within {self.wait_s:g} s ({self.limit} in flight)") from None
         except asyncio.CancelledError:  # the caller left while waiting
-            if turn.done() and not turn.cancelled():
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
                 self.leave()  # the slot arrived just as it left: hand it on
             self._discard(turn)
             raise
@@ -149,6 +166,14 @@ class Gate:
     def _discard(self, turn: asyncio.Future[None]) -> None:
         if turn in self._waiting:
             self._waiting.remove(turn)
+
+    def close(self) -> None:
+        """Refuse new generations from now on, and those waiting in line now, with Draining."""
+        self.closed = True
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_exception(draining())
 
     def leave(self) -> None:
         """Give a slot back: to the first in line, else to the pool."""

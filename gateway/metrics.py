@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Tiny echo requests take ~1 ms, real models seconds: buckets cover both.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# A wait in the Gate's line: 0 (no wait) in the first bucket, up to queue_wait_s (10 s by default) and past it.
+QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class Metrics:
@@ -14,6 +16,11 @@ class Metrics:
 
     `label` is the release label that chose the version (`production` for a bare name, `staging` for
     `name@staging`) or "" for a pin: a handful of values per prompt, so cardinality stays that of versions.
+
+    Two unlabelled series to scale on (docs/deployment.md "Scaling"): `in_flight`, the generations holding
+    a slot now (taken and given back in `Service.generate`), and `queue_wait`, how long each generation
+    that reached the server-wide Gate waited in its line (0 when a slot was free; a wait that ran out and
+    was answered 429 counts too).
     """
 
     def __init__(self) -> None:
@@ -31,6 +38,11 @@ class Metrics:
                                      labels, registry=self.registry)
         self.tokens = Counter("promptops_completion_tokens", "Tokens generated (the model's own count).", labels,
                               registry=self.registry)
+        self.in_flight = Gauge("promptops_requests_in_flight", "Generations in flight now (streams included).",
+                               registry=self.registry)
+        self.queue_wait = Histogram("promptops_queue_wait_seconds",
+                                    "Time a generation waited in line for a slot (0: no wait).",
+                                    buckets=QUEUE_BUCKETS, registry=self.registry)
 
     def observe(self, prompt: str, version: str, label: str, endpoint: str, *, latency_s: float,
                 ttft_s: float | None, prompt_tokens: int = 0, completion_tokens: int = 0,

@@ -24,9 +24,10 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway import tracing
 from gateway.auth import TTFT, UPSTREAM
 from gateway.errors import MaxTokensOverCap, type_of
-from gateway.limits import CallerLimits, Gate, default_cap
+from gateway.limits import CallerLimits, Gate, default_cap, draining
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
 from promptops import chat
@@ -82,6 +83,7 @@ class Service:
         self.last_refresh: dict[str, Any] | None = None  # shown by GET /v1/store
         self.limits = CallerLimits(settings.max_concurrent_per_caller)
         self.gate = Gate(settings.max_in_flight, settings.max_queued, settings.queue_wait_s)
+        self.draining = False  # set once by begin_drain (SIGTERM): /readyz and new generations answer 503
         self._caps: dict[str, int] = {}  # model -> max_tokens cap (read once per model)
         self._refreshing = asyncio.Lock()
         self._head_seen = store.head_commit()
@@ -95,8 +97,9 @@ class Service:
         """The version `ref` names, if the serving policy (promptops.policy) lets `user` have it; the one
         door every generation route goes through. NotServed (403) names the approved versions."""
         name = parse_ref(ref).name
-        resolved, catalog = await self.live.resolve(ref, name, self.default)
-        self.policy.check(resolved, user.roles if user else None, catalog.approved(name))
+        with tracing.span("resolve", name):  # a no-op unless traces are exported (gateway/tracing.py)
+            resolved, catalog = await self.live.resolve(ref, name, self.default)
+            self.policy.check(resolved, user.roles if user else None, catalog.approved(name))
         return resolved
 
     def serve_blocking(self, ref: str, user: User | None) -> Resolved:
@@ -129,9 +132,10 @@ class Service:
         prompt's `max_tokens` is over the model's cap (see gateway/limits.py)."""
         which = "draft" if resolved.version is None else f"v{resolved.version.number}"
         source = f"{self.settings.prompts_dir}/{resolved.prompt.name}.json ({which})"
-        prepared = chat.prepare(resolved, message, history, overrides, default_model=self.settings.default_model,
-                                source=source)
-        self.check_max_tokens(prepared, overrides or {}, len(history))
+        with tracing.span("render", resolved.prompt.name):
+            prepared = chat.prepare(resolved, message, history, overrides,
+                                    default_model=self.settings.default_model, source=source)
+            self.check_max_tokens(prepared, overrides or {}, len(history))
         return prepared
 
     def prepare_prompt(self, prompt: Prompt, message: str | None = None, history: Sequence[Any] = (),
@@ -177,24 +181,36 @@ class Service:
         With a `caller` (gateway/limits.py), the request holds one of its slots until then: TooManyRequests
         is raised at the first step when it has none left. Triton's deadline is `request_timeout_s` for the
         whole answer: past it, InferenceTimeout (504, or an `error` event mid-stream) and the Triton request
-        is cancelled."""
+        is cancelled. Once the server drains (`begin_drain`), Draining (503 with Retry-After) at the first step.
+        While it holds a slot it counts in `promptops_requests_in_flight`; its wait in the Gate's line is
+        recorded in `promptops_queue_wait_seconds`."""
+        if self.draining:
+            raise draining()
         self.limits.enter(caller)
+        waiting = time.perf_counter()
         try:
             await self.gate.enter()
         except BaseException:
             self.limits.leave(caller)
             raise
+        finally:
+            self.metrics.queue_wait.observe(time.perf_counter() - waiting)
+        self.metrics.in_flight.inc()
         started = time.perf_counter()
         ttft_s: float | None = None
         answer: Answer | None = None
         error: str | None = None
+        trace = tracing.generation(prepared)  # None unless traces are exported; its spans end in `finally`
         try:
-            async with aclosing(chat.generate(self.client, prepared, logprobs=logprobs)) as events:
+            async with aclosing(chat.generate(self.client, prepared, logprobs=logprobs,
+                                              metadata=trace.metadata if trace else None)) as events:
                 async for event in events:
                     if isinstance(event, Answer):
                         answer = event
                     elif ttft_s is None:
                         ttft_s = time.perf_counter() - started
+                        if trace is not None:
+                            trace.first_token()
                     yield event
         except PromptOpsError as exc:
             error = type_of(exc)
@@ -203,6 +219,9 @@ class Service:
             error = "cancelled"  # the client went away: the Triton request is cancelled too
             raise
         finally:
+            if trace is not None:
+                trace.end(answer, error)
+            self.metrics.in_flight.dec()
             self.gate.leave()
             self.limits.leave(caller)
             self.metrics.observe(prepared.name, prepared.version, prepared.label or "", endpoint,
@@ -210,6 +229,12 @@ class Service:
                                  ttft_s=answer.ttft_s if answer else ttft_s,
                                  prompt_tokens=answer.prompt_tokens if answer else 0,
                                  completion_tokens=answer.completion_tokens if answer else 0, error=error)
+
+    def begin_drain(self) -> None:
+        """Stop taking generations (gateway/drain.py): /readyz answers 503 and new generations Draining (503,
+        Retry-After), those waiting in the Gate's line included; the ones in flight run to their end."""
+        self.draining = True
+        self.gate.close()
 
     async def complete(self, prepared: Prepared, endpoint: str, caller: str | None = None, *,
                        logprobs: bool = False) -> Answer:
@@ -232,8 +257,11 @@ class Service:
         async with self._refreshing:  # the periodic task and the webhook never fetch at once
             try:
                 changed, head = await asyncio.to_thread(self._refresh)
-            except PromptOpsError as exc:
+            except PromptOpsError as exc:  # the catalog stays as it was: what was served is still served
                 self.last_refresh = {"ok": False, "at": time.time(), "error": exc.message}
+                raise
+            except Exception as exc:  # not ours to expect (a git library error): recorded all the same
+                self.last_refresh = {"ok": False, "at": time.time(), "error": f"{type(exc).__name__}: {exc}"}
                 raise
             self.last_refresh = {"ok": True, "at": time.time(), "changed": changed, "commit": head}
             return changed, head

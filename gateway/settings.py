@@ -72,7 +72,14 @@ class GatewaySettings(Settings):
     store_url: str | None = env("STORE", default=None)
     store_ref: str = "main"
     refresh_s: Duration = env("REFRESH", default=30.0)
+    # The read-only clone's folder (PROMPTOPS_CLONE_DIR; one process each). None: a folder of this process's own
+    # under ~/.cache/promptops/clones (promptops/store/remote.py), reused after a restart.
     clone_dir: Path | None = None
+    # Replicas a verified webhook delivery is forwarded to (docs/deployment.md "Replicas"), comma-separated:
+    # base URLs (`http://10.0.0.7:7070`) and `name:port` entries resolved at each delivery to every address
+    # (a headless Service). A forwarded delivery is never forwarded again; `peer_timeout_s` bounds each try.
+    peers: str = ""
+    peer_timeout_s: Duration = env("PEER_TIMEOUT", default=3.0)
     ui: bool = True
     # Limits of the generation routes (gateway/limits.py, docs/gateway.md "Limits"): the most `max_tokens` a
     # request or prompt may ask for (None: the model's `max_model_len` from its model.json, else 2048), and
@@ -86,6 +93,11 @@ class GatewaySettings(Settings):
     max_in_flight: int = env("MAX_IN_FLIGHT", default=64)
     max_queued: int = env("MAX_QUEUED", default=64)
     queue_wait_s: Duration = env("QUEUE_WAIT", default=10.0)
+    # Draining on SIGTERM (gateway/drain.py, docs/deployment.md "Draining"): /readyz answers 503 and new
+    # generations 503 at once; the server keeps its port open `drain_delay_s`, then stops, and streams in
+    # flight get until `drain_grace_s` after the signal to finish (the delay is counted inside it).
+    drain_delay_s: Duration = env("DRAIN_DELAY", default=5.0)
+    drain_grace_s: Duration = env("DRAIN_GRACE", default=30.0)
     # The serving policy (promptops/policy.py, docs/security.md): anyone may be served versions nobody approved
     # (pins such as name@2, name@head) and posted /prompt bodies that match no reviewed version. Off: only
     # signed-in editors and approvers may.

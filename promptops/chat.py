@@ -177,14 +177,17 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
 
 
 def generate(client: Streamer, prepared: Prepared, *, logprobs: bool = False,
-             timeout_s: float | None = None) -> AsyncIterator[str | Answer]:
+             timeout_s: float | None = None, metadata: Mapping[str, str] | None = None) -> AsyncIterator[str | Answer]:
     """Yield the answer's text deltas as the model streams them, then one `Answer`.
 
     `logprobs=True` asks the model for log probabilities (the sampling `logprobs` key, default 0, says
     how many alternatives per token). Closing this generator (or cancelling its task) cancels the
     request on the server. Raises the client's errors (ServerUnavailable, ModelNotFound, ModelError,
-    InferenceTimeout).
+    InferenceTimeout). `metadata` goes with the gRPC call (the gateway's `traceparent`: gateway/tracing.py).
     """
+    if metadata:
+        return client.stream(prepared.model, prepared.text, prepared.sampling, logprobs=logprobs,
+                             timeout_s=timeout_s, metadata=metadata)
     return client.stream(prepared.model, prepared.text, prepared.sampling, logprobs=logprobs, timeout_s=timeout_s)
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.deps import ServiceDep
+from gateway.limits import RETRY_AFTER_S
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +24,15 @@ async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
     When the newest commit does not validate, still ready (the last good commit serves), with `degraded`
     saying why and `problems` listing what to fix.
 
+    Draining (SIGTERM, gateway/drain.py): 503 at once with `"status": "draining"`, nothing else checked, so
+    the load balancer stops sending while the streams in flight finish.
+
     Public (probes carry no credential), so the reasons never show absolute paths or URL credentials."""
+    if service.draining:
+        return JSONResponse({"status": "draining", "error": {
+            "type": "draining", "message": "this gateway is shutting down: streams in flight finish, new "
+                                           "generations are refused", "fix": "send requests to another replica"}},
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     settings = service.settings
     reasons: list[str] = []
     triton = await service.client.is_ready()

@@ -1,7 +1,8 @@
 """Where prompts come from (`GET /v1/store`) and refreshing it at once (`POST /v1/store/refresh`).
 
 The refresh endpoint is what a GitHub push webhook calls, so a read-only clone serves a
-new commit, approval or label move within seconds instead of one refresh interval.
+new commit, approval or label move within seconds instead of one refresh interval. With
+PROMPTOPS_PEERS, the replica that gets the delivery forwards it to the others (gateway/peers.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from gateway import peers
 from gateway.deps import CallerDep, ServiceDep, SettingsDep, check_refresh, get_auth, service_of
 from gateway.errors import without_url_credentials
 
@@ -53,9 +55,15 @@ async def refresh(request: Request, settings: SettingsDep) -> dict[str, Any]:
     `{"refreshed": <anything changed>, "head": <serving commit>}`.
     """
     body = await request.body()  # the raw bytes: the signature covers them exactly
-    check_refresh(settings, body, request.headers.get("x-hub-signature-256"), get_auth(request).caller_of(request))
+    signature, user = request.headers.get("x-hub-signature-256"), get_auth(request).caller_of(request)
+    check_refresh(settings, body, signature, user)
     service = service_of(request)
     if request.headers.get("x-github-event") == "ping":
         return {"refreshed": False, "head": await asyncio.to_thread(service.store.head_commit), "event": "ping"}
+    if settings.peers and user is None and signature is not None and peers.FORWARDED not in request.headers:
+        # A verified delivery that came from GitHub: the other replicas get it too, each checking the signature
+        # itself (gateway/peers.py). In the background: neither a slow peer nor our own fetch waits for the other.
+        peers.forward_in_background(settings.peers, body, request.headers.items(), request.scope.get("server"),
+                                    settings.peer_timeout_s)
     changed, head = await service.refresh()
     return {"refreshed": changed, "head": head}

@@ -1,9 +1,12 @@
 """`promptops serve`: the embedded Triton (unless --triton-url), then the gateway and UI under uvicorn.
 
-Stopping: Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop `serve` the same way: uvicorn shuts the
-gateway down, then the Triton this `serve` started is stopped and waited for (a Triton it merely
-reused is left running). A signal that arrives while Triton is still starting stops it as well.
-The exit status is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+Stopping: Ctrl-C (SIGINT), SIGTERM and SIGHUP all stop `serve`: uvicorn shuts the gateway down
+(streams in flight get PROMPTOPS_DRAIN_GRACE to finish), then the Triton this `serve` started is
+stopped and waited for (a Triton it merely reused is left running). A signal that arrives while
+Triton is still starting stops it as well. SIGTERM to a serving gateway drains first
+(gateway/drain.py: /readyz and new generations 503 at once, the port stays open PROMPTOPS_DRAIN_DELAY)
+and exits 0; otherwise the exit status is 128 + the signal's number (130 for Ctrl-C, 129 for SIGHUP,
+143 for a SIGTERM before the gateway serves).
 
 Signing in: `serve` creates (once) or reads the local owner's token (0600, ~/.config/promptops/local-token;
 the owner is in the users file with every role, named after the repository's git identity) and prints a
@@ -260,9 +263,17 @@ def run(settings: Any, stop: StopSignals | None = None) -> None:
     from gateway.app import create_app
     from gateway.server import config
 
+    if settings.store_url is not None:
+        from gateway.app import open_gateway_store
+
+        # Clone (or fetch) --store before uvicorn: a bad URL, an unreachable store or a wrong --ref is then
+        # one line with its fix (the boundary's), not a traceback from the app's startup. The lifespan reuses it.
+        open_gateway_store(settings)
     echo(f"promptops gateway on http://{settings.host}:{settings.port}  (UI /, API /docs, metrics /metrics)",
          err=True)
     server = uvicorn.Server(config(create_app(settings), settings.host, settings.port, log_level="info"))
+    # Any stop lets streams in flight finish for up to the drain grace (SIGTERM: counted from the signal).
+    server.config.timeout_graceful_shutdown = settings.drain_grace_s
     if stop is None:
         server.run()
         return

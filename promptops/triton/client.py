@@ -273,32 +273,41 @@ class InferenceClient:
         return self._stub
 
     def stream(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-               logprobs: bool = False, timeout_s: float | None = None) -> AsyncIterator[str | Answer]:
+               logprobs: bool = False, timeout_s: float | None = None,
+               metadata: Mapping[str, str] | None = None) -> AsyncIterator[str | Answer]:
         """Yield text deltas as the model produces them, then one `Answer` (the model's counts and finish
         reason, the time to first text and in total).
 
         `logprobs=True` also asks for log probabilities (sampling `logprobs` defaults to 0: the chosen
         token only). Cancelling the consuming task or closing the generator cancels the request on the
         server. Raises ServerUnavailable, ModelNotFound, ModelError or InferenceTimeout.
+
+        `metadata` (lower-case keys) goes with the gRPC call: the gateway passes the W3C `traceparent` of
+        its Triton span there, which Triton continues when it runs with OpenTelemetry tracing.
         """
-        return self._answer(model, prompt, sampling, stream=True, logprobs=logprobs, timeout_s=timeout_s)
+        return self._answer(model, prompt, sampling, stream=True, logprobs=logprobs, timeout_s=timeout_s,
+                            metadata=metadata)
 
     async def complete(self, model: str, prompt: str, sampling: Mapping[str, Any] | None = None, *,
-                       logprobs: bool = False, timeout_s: float | None = None) -> Answer:
-        """The whole answer (without the prompt) in one non-streamed response; errors as `stream`."""
+                       logprobs: bool = False, timeout_s: float | None = None,
+                       metadata: Mapping[str, str] | None = None) -> Answer:
+        """The whole answer (without the prompt) in one non-streamed response; errors and `metadata` as `stream`."""
         *_, answer = [event async for event in self._answer(model, prompt, sampling, stream=False,
-                                                            logprobs=logprobs, timeout_s=timeout_s)]
+                                                            logprobs=logprobs, timeout_s=timeout_s,
+                                                            metadata=metadata)]
         assert isinstance(answer, Answer)  # _answer always ends with one
         return answer
 
     async def _answer(self, model: str, prompt: str, sampling: Mapping[str, Any] | None, *, stream: bool,
-                      logprobs: bool, timeout_s: float | None) -> AsyncIterator[str | Answer]:
+                      logprobs: bool, timeout_s: float | None,
+                      metadata: Mapping[str, str] | None = None) -> AsyncIterator[str | Answer]:
         started = time.perf_counter()
         ttft_s: float | None = None
         sampling, returns = _with_returns(sampling, logprobs)
         tally = _Tally()
         # aclosing: closing this generator must cancel the request now, not when the inner one is collected.
-        responses = self._responses(model, prompt, sampling, stream=stream, timeout_s=timeout_s, returns=returns)
+        responses = self._responses(model, prompt, sampling, stream=stream, timeout_s=timeout_s, returns=returns,
+                                    metadata=metadata)
         async with aclosing(responses):
             async for response, text in responses:
                 tally.add(response, text)
@@ -309,8 +318,8 @@ class InferenceClient:
         yield tally.answer(model, ttft_s, time.perf_counter() - started)
 
     async def _responses(self, model: str, prompt: str, sampling: Mapping[str, Any] | None, *,
-                         stream: bool, timeout_s: float | None, returns: Iterable[str] = ()
-                         ) -> AsyncIterator[tuple[Any, str]]:
+                         stream: bool, timeout_s: float | None, returns: Iterable[str] = (),
+                         metadata: Mapping[str, str] | None = None) -> AsyncIterator[tuple[Any, str]]:
         """Each response of one request with its text, up to and including the final one."""
         import grpc
 
@@ -323,7 +332,8 @@ class InferenceClient:
             # Keep our half of the stream open until the answer is complete.
             await finished.wait()
 
-        call = self._get_stub().ModelStreamInfer(requests(), timeout=timeout)
+        call = self._get_stub().ModelStreamInfer(requests(), timeout=timeout,
+                                                 metadata=tuple(metadata.items()) if metadata else None)
         completed = False
         try:
             async for response in call:

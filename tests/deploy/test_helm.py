@@ -38,8 +38,8 @@ CRD_KINDS = {"ScaledObject", "ServiceMonitor", "PrometheusRule"}
 # The oldest Kubernetes the chart accepts (Chart.yaml kubeVersion); the newest is the newest kubernetes-validate has.
 OLDEST_KUBERNETES = "1.29.0"
 # PROMPTOPS_* variables the chart sets that are not GatewaySettings fields: read by the Triton launcher's
-# config (the model repository, for model.json) or by the gateway's drain (being built; docs/kubernetes.md).
-OTHER_PROMPTOPS_ENV = {"PROMPTOPS_MODEL_REPOSITORY", "PROMPTOPS_DRAIN_DELAY", "PROMPTOPS_DRAIN_GRACE"}
+# settings (the model repository, for model.json).
+OTHER_PROMPTOPS_ENV = {"PROMPTOPS_MODEL_REPOSITORY"}
 SETUP_HINT = "run `make k8s-tools` (scripts/setup-k8s-tools.sh) to install it"
 
 

@@ -96,9 +96,10 @@ def normalise(name: str) -> str:
 
 
 def declared() -> set[str]:
-    """The distributions pyproject.toml declares for promptops and its `serve` extra."""
+    """The distributions pyproject.toml declares for promptops and its `serve` and `otel` extras."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["serve"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["serve"] + extras["otel"]
     return {normalise(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]) for requirement in requirements}
 
 
@@ -108,6 +109,8 @@ def imported() -> set[str]:
              if "backend" not in p.parts]
     tops = {module.split(".")[0] for path in files for module in imports(path)}
     distributions = packages_distributions()
+    # A namespace package many distributions share: what the code uses is what the `otel` extra declares.
+    distributions["opentelemetry"] = ["opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"]
     return {normalise(d) for top in tops - set(sys.stdlib_module_names) - {"promptops", "gateway", "__future__"}
             for d in distributions.get(top, [top])}
 
