@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import ApproverDep, DeployerDep, EditorDep, ServiceDep, SettingsDep
@@ -118,12 +118,31 @@ def get_prompts(service: ServiceDep) -> dict[str, Any]:
     return {"prompts": list_prompts(service)}
 
 
-@router.get("/{name}")
-def get_prompt(name: str, service: ServiceDep, settings: SettingsDep,
+def etag(resolved: Resolved) -> str | None:
+    """The version's commit and blob, quoted (None for a draft: the working tree has no fixed identity)."""
+    version = resolved.version
+    return None if version is None else f'"{version.commit}.{version.blob}"'
+
+
+def _matches(header: str | None, tag: str) -> bool:
+    """`If-None-Match` names `tag` (or `*`); weak tags compare by their value, as RFC 9110 says for GET."""
+    return header is not None and any(t.strip().removeprefix("W/") in (tag, "*") for t in header.split(","))
+
+
+@router.get("/{name}", response_model=None)
+def get_prompt(name: str, request: Request, response: Response, service: ServiceDep, settings: SettingsDep,
                ref: str | None = Query(None, description="3, staging (a label), head, approved, a commit SHA "
-                                                         "or a tag")) -> dict[str, Any]:
-    """One prompt: the version its `production` label or else its newest approval names, or the version `ref` names."""
-    return shown(service.resolve(_ref(name, ref), serve_drafts=settings.serve_drafts), settings.default_model)
+                                                         "or a tag")) -> dict[str, Any] | Response:
+    """One prompt: the version its `production` label or else its newest approval names, or the version `ref` names.
+
+    Answers carry an `ETag` (the version's commit and blob); `If-None-Match` with it answers 304, no body."""
+    resolved = service.resolve(_ref(name, ref), serve_drafts=settings.serve_drafts)
+    tag = etag(resolved)
+    if tag is not None:
+        if _matches(request.headers.get("if-none-match"), tag):
+            return Response(status_code=304, headers={"ETag": tag})
+        response.headers["ETag"] = tag
+    return shown(resolved, settings.default_model)
 
 
 def _versions(service: Service, name: str) -> list[Version]:

@@ -1,5 +1,8 @@
 """Talk to Triton over gRPC: stream or complete answers of a vLLM-contract model, embed texts.
 
+This is the model-server client the gateway, CLI and test runner use; the app SDK that fetches approved
+prompt versions from the gateway is `promptops.client`.
+
 Every request opens its own bi-directional `ModelStreamInfer` stream: Triton
 2.51 can abort when an unknown-model request reuses a stream that already
 carried responses, and one stream per request also makes cancelling a single

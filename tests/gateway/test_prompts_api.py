@@ -19,6 +19,16 @@ def test_show_a_version(client, query, version, system):
     assert body["rendered"] == system
 
 
+def test_an_unchanged_version_answers_304_to_its_etag(client, prompts):
+    first = client.get("/v1/prompts/support")
+    version = first.json()["version"]
+    assert first.headers["etag"] == f'"{version["commit"]}.{version["blob"]}"'
+    again = client.get("/v1/prompts/support", headers={"if-none-match": first.headers["etag"]})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", first.headers["etag"])
+    other = client.get("/v1/prompts/support?ref=2", headers={"if-none-match": first.headers["etag"]})
+    assert other.status_code == 200 and other.headers["etag"] != first.headers["etag"]
+
+
 def test_versions_with_approvals(client, prompts):
     versions = client.get("/v1/prompts/support/versions").json()["versions"]
     assert [(v["version"], v["approved"], v["commit"]) for v in versions] == [

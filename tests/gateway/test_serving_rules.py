@@ -72,3 +72,11 @@ def test_no_approved_version_says_how_to_approve(client):
     error = client.post("/v1/chat", json={"prompt": "fresh", "message": "hi"}).json()["error"]
     assert error["type"] == "not_approved"
     assert "promptops approve fresh" in error["fix"]
+
+
+def test_a_new_approval_is_served_without_a_commit(client, prompts, repo):
+    assert client.post("/v1/chat", json={"prompt": "fresh", "message": "hi"}).status_code == 404
+    repo.git("tag", "-a", "-m", "approve", "prompts/fresh/v1", prompts["fresh@1"])  # a tag only: the catalog sees it
+    response = client.post("/v1/chat", json={"prompt": "fresh", "message": "hi"})
+    assert (response.status_code, response.headers.get("x-prompt-version")) == (200, "1")
+    assert client.get("/v1/prompts/fresh").json()["version"]["version"] == 1
