@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from gateway import tracing
 from gateway.auth import TTFT, UPSTREAM
 from gateway.errors import MaxTokensOverCap, type_of
-from gateway.limits import CallerLimits, Gate, default_cap, draining
+from gateway.limits import CallerLimits, Gate, check_history_turns, default_cap, draining
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
 from promptops import chat
@@ -35,6 +35,7 @@ from promptops.chat import Answer, Prepared, to_turns
 from promptops.config.users import User
 from promptops.errors import PromptOpsError
 from promptops.policy import ServingPolicy
+from promptops.prompt import tokens
 from promptops.prompt.model import Prompt
 from promptops.store import PromptStore, Resolved, remote
 from promptops.store.catalog import content_key
@@ -102,14 +103,7 @@ class Service:
             self.policy.check(resolved, user.roles if user else None, catalog.approved(name))
         return resolved
 
-    def serve_blocking(self, ref: str, user: User | None) -> Resolved:
-        """`serve` for code already in a worker thread (the UI's plain handlers)."""
-        name = parse_ref(ref).name
-        resolved, catalog = self.live.resolve_blocking(ref, name, self.default)
-        self.policy.check(resolved, user.roles if user else None, catalog.approved(name))
-        return resolved
-
-    def resolve(self, ref: str, *, serve_drafts: bool | None = None) -> Resolved:
+    def resolve(self, ref: str) -> Resolved:
         """The version `ref` names, for reads that show prompts (no policy: showing is not serving).
         Blocking: call it from a worker thread (FastAPI's plain `def` routes, Gradio's plain handlers)."""
         name = parse_ref(ref).name
@@ -159,9 +153,6 @@ class Service:
         then more than `max_history_turns` past turns (HistoryTooLong), and a prompt that cannot fit the model's
         context with the answer it asks for, counted with the model's own tokenizer (ContextTooLong): 422s,
         before Triton. `history_turns`: how many past turns the caller sent (0: not counted)."""
-        from gateway.limits import check_history_turns  # imported here: this method's body is all this change
-        from promptops.prompt import tokens
-
         asked, model, source = prepared.sampling.get("max_tokens"), prepared.model, prepared.source
         if isinstance(asked, int) and asked > (cap := self.max_tokens_cap(model)):
             if "max_tokens" in overrides:

@@ -264,13 +264,14 @@ def _load(store: PromptStore, version: Version | None) -> tuple[Prompt | None, l
 
 
 async def _review_label(store: PromptStore, move: LabelMove, head_commit: str, problems: list[Problem],
-                        runner: _Runner | None) -> LabelReview:
+                        runner: _Runner | None, default_model: str) -> LabelReview:
     """Diff the label's old and new target (numbered on head's history); run the new target's tests on both."""
     versions = store.versions_at(move.name, head_commit)
     old, new = (versions[n - 1] if n is not None and 0 < n <= len(versions) else None for n in (move.old, move.new))
     (old_prompt, _), (new_prompt, invalid) = _load(store, old), _load(store, new)
     old_side, new_side = (f"v{n}" if n is not None else "unset" for n in (move.old, move.new))
-    item = LabelReview(move, diff_prompts(move.name, old_prompt, new_prompt, old_label=old_side, new_label=new_side),
+    item = LabelReview(move, diff_prompts(move.name, old_prompt, new_prompt, old_label=old_side, new_label=new_side,
+                                          default_model=default_model),
                        [_blocked(p, move, new) for p in problems if _blocks(p, move)] + invalid)
     if runner is not None and new_prompt is not None and new_prompt.tests:
         item.cases = await runner.compare(new_prompt, old_prompt, (old_side, new_side))
@@ -304,7 +305,7 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Stre
     `embedding_model` and `llm-rubric` runs the judge prompt as committed at head.
     """
     changes = store.changes(base, head)
-    diffs = {d.name: d for d in diff_changes(changes, base_label=base, head_label=head)}
+    diffs = {d.name: d for d in diff_changes(changes, base_label=base, head_label=head, default_model=default_model)}
     review = Review(base, head, [], outputs=client is not None)
     runner = None
     if client is not None:
@@ -327,7 +328,7 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Stre
             item.problems.append(problem)
     head_commit, moves, problems = _label_moves(store, base, head)
     for move in moves:
-        review.labels.append(await _review_label(store, move, head_commit, problems, runner))
+        review.labels.append(await _review_label(store, move, head_commit, problems, runner, default_model))
     review.label_problems = [p for p in problems if not any(_blocks(p, m) for m in moves)]
     return review
 

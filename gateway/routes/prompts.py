@@ -136,7 +136,7 @@ def get_prompt(name: str, request: Request, response: Response, service: Service
     """One prompt: the version its `production` label or else its newest approval names, or the version `ref` names.
 
     Answers carry an `ETag` (the version's commit and blob); `If-None-Match` with it answers 304, no body."""
-    resolved = service.resolve(_ref(name, ref), serve_drafts=settings.serve_drafts)
+    resolved = service.resolve(_ref(name, ref))
     tag = etag(resolved)
     if tag is not None:
         if _matches(request.headers.get("if-none-match"), tag):
@@ -199,11 +199,11 @@ def get_diff(name: str, service: ServiceDep, settings: SettingsDep,
              from_: str = Query(..., alias="from", description="older version selector, e.g. 1"),
              to: str = Query("head", description="newer version selector, e.g. 3")) -> dict[str, Any]:
     """Semantic diff between two versions (config keys, text fields, rendered prompt)."""
-    old = service.resolve(_ref(name, from_), serve_drafts=settings.serve_drafts)
-    new = service.resolve(_ref(name, to), serve_drafts=settings.serve_drafts)
+    old = service.resolve(_ref(name, from_))
+    new = service.resolve(_ref(name, to))
     diffs = [prompt_diff.diff_prompts(name, old.prompt, new.prompt, old_label=f"{name}@{from_}",
-                                      new_label=f"{name}@{to}")]
-    return {"name": name, "from": shown(old)["version"], "to": shown(new)["version"],
+                                      new_label=f"{name}@{to}", default_model=settings.default_model)]
+    return {"name": name, "from": _version(old.version), "to": _version(new.version),
             **json.loads(prompt_diff.to_json(diffs)), "text": prompt_diff.to_text(diffs),
             "markdown": prompt_diff.to_markdown(diffs)}
 
@@ -211,7 +211,7 @@ def get_diff(name: str, service: ServiceDep, settings: SettingsDep,
 @router.post("/{name}/render")
 def post_render(name: str, body: RenderRequest, service: ServiceDep, settings: SettingsDep) -> dict[str, Any]:
     """The exact text the model would receive."""
-    resolved = service.resolve(_ref(name, body.ref), serve_drafts=settings.serve_drafts)
+    resolved = service.resolve(_ref(name, body.ref))
     text = render(resolved.prompt, body.variables, to_turns([t.model_dump() for t in body.history]),
                   default_model=settings.default_model)
     return {"name": name, "version": _version(resolved.version), "commit": resolved.commit, "text": text}

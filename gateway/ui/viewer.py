@@ -93,7 +93,8 @@ def build_viewer(get: GetService) -> dict[str, Any]:
             left, right = store.resolve(f"{name}@{a}"), store.resolve(f"{name}@{b}")
         except PromptOpsError as exc:
             return "", describe_error(exc)
-        result = prompt_diff.diff_prompts(name, left.prompt, right.prompt, old_label=f"v{a}", new_label=f"v{b}")
+        result = prompt_diff.diff_prompts(name, left.prompt, right.prompt, old_label=f"v{a}", new_label=f"v{b}",
+                                          default_model=get().settings.default_model)
         text = prompt_diff.to_text([result])
         return text if result.changed else f"{name} v{a} and v{b} are identical.", ""
 

@@ -17,6 +17,7 @@ and remembered. Failures are remembered too, so a wrong pin costs no thread hop 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -73,34 +74,21 @@ class Catalog:
         """The approved versions of `name` at this head, oldest first."""
         return [v for v in self.versions.get(name, ()) if v.approved]
 
-    def is_current(self, store: PromptStore, name: str | None = None) -> bool:
-        """True while nothing this catalog was built from has moved (stats only: microseconds)."""
-        if store.state_key() != self.key:
-            return False
-        return name is None or name not in self.tag_keys or store.approvals.key(name) == self.tag_keys[name]
-
-    def describe(self) -> dict[str, Any]:
-        return {"commit": self.head, "prompts": len(self.versions), "built_at": self.built_at}
-
-
-def _resolve(store: PromptStore, catalog: Catalog, ref: str, default: Default, drafts: bool) -> None:
+def _resolve(store: PromptStore, catalog: Catalog, ref: str, default: Default, drafts: bool) -> Resolved:
+    """`ref` as of the catalog's head, remembered in the catalog (a failure too: raised again next time)."""
     try:
-        answer: Resolved | PromptOpsError = store.resolve(ref, default=default, serve_drafts=drafts, at=catalog.head)
+        answer = store.resolve(ref, default=default, serve_drafts=drafts, at=catalog.head)
     except PromptOpsError as exc:
-        answer = exc
+        catalog.remember(ref, default, drafts, exc)
+        raise
     catalog.remember(ref, default, drafts, answer)
+    return answer
 
 
 def resolve(store: PromptStore, catalog: Catalog, ref: str, default: Default, drafts: bool) -> Resolved:
     """`ref` as of the catalog's head (blocking: run it in a worker thread), remembered in the catalog."""
     found = catalog.remembered(ref, default, drafts)
-    if found is not None:
-        return found
-    _resolve(store, catalog, ref, default, drafts)
-    found = catalog.remembered(ref, default, drafts)
-    if found is None:  # a draft, or the catalog is full: answer without remembering
-        return store.resolve(ref, default=default, serve_drafts=drafts, at=catalog.head)
-    return found
+    return found if found is not None else _resolve(store, catalog, ref, default, drafts)
 
 
 def build(store: PromptStore, at: str | None = None, *, drafts: bool = False) -> Catalog:
@@ -121,7 +109,8 @@ def build(store: PromptStore, at: str | None = None, *, drafts: bool = False) ->
     default: Default = "head" if drafts else "approved"
     for name in names:
         for ref in (name, *(f"{name}@{label}" for label in labels.of(name)), f"{name}@head"):
-            _resolve(store, catalog, ref, default, drafts)
+            with contextlib.suppress(PromptOpsError):  # remembered: a request for it gets the same error
+                _resolve(store, catalog, ref, default, drafts)
     catalog.reviewed = _reviewed(store, versions, labels.of)
     return catalog
 
