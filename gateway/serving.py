@@ -37,6 +37,7 @@ from promptops.errors import PromptOpsError
 from promptops.policy import ServingPolicy
 from promptops.prompt import tokens
 from promptops.prompt.model import Prompt
+from promptops.prompt.outputs import Contract
 from promptops.store import PromptStore, Resolved, remote
 from promptops.store.catalog import content_key
 from promptops.store.live import LiveCatalog
@@ -119,7 +120,8 @@ class Service:
         return found
 
     def prepare(self, resolved: Resolved, message: str, history: Sequence[Any] = (),
-                overrides: Mapping[str, Any] | None = None) -> Prepared:
+                overrides: Mapping[str, Any] | None = None, *, after: Sequence[Any] = (),
+                contract: Contract | None = None) -> Prepared:
         """Render the resolved prompt with the caller's message and history (`promptops.chat.prepare`).
 
         Raises EmptyPrompt, PromptInvalid (overrides), and MaxTokensOverCap when the request's or the
@@ -127,9 +129,9 @@ class Service:
         which = "draft" if resolved.version is None else f"v{resolved.version.number}"
         source = f"{self.settings.prompts_dir}/{resolved.prompt.name}.json ({which})"
         with tracing.span("render", resolved.prompt.name):
-            prepared = chat.prepare(resolved, message, history, overrides,
+            prepared = chat.prepare(resolved, message, history, overrides, after=after, contract=contract,
                                     default_model=self.settings.default_model, source=source)
-            self.check_max_tokens(prepared, overrides or {}, len(history))
+            self.check_max_tokens(prepared, overrides or {}, len(history) + len(after))
         return prepared
 
     def prepare_prompt(self, prompt: Prompt, message: str | None = None, history: Sequence[Any] = (),

@@ -22,11 +22,18 @@ Messages in the OpenAI shape (`[{role, content}]`) map onto a prompt by `split_m
 message must be the user's and becomes `{user}`; earlier `user`/`assistant` turns become the
 history, placed where the prompt puts it (`{history}` in a template prompt; the `{"history": true}`
 entry, else before the last user message, in a chat prompt). A caller's `system` message (or
-`developer`, `tool`, `function`) is refused: the prompt's system text is reviewed code.
+`developer`, `function`) is refused: the prompt's system text is reviewed code. For a prompt with
+tools, the turns after the last user message are the model's calls (an assistant's `tool_calls`, put
+back as the JSON the model wrote) and their results (`role: tool`); they follow the prompt's messages.
+
+A prompt's output contract (`response_format`, `tools`: promptops.prompt.outputs) is sent as the
+`structured_outputs` sampling key, so the model server constrains decoding; `Prepared.read(text)`
+parses the answer into JSON or tool calls.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -34,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
 from promptops.prompt.model import Prompt, dump_document
+from promptops.prompt.outputs import Contract, Structured
 from promptops.prompt.render import ChatTemplateSource, Turn, chat_messages, render
 from promptops.triton.client import Answer
 
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
     from promptops.store import Resolved
 
 MESSAGE_ROLES = ("user", "assistant")  # roles of past turns and OpenAI-style `messages` a caller may send
+CALLER_ROLES = (*MESSAGE_ROLES, "tool")  # `tool`: a tool's result, only for a prompt with tools
 
 
 class Streamer(Protocol):
@@ -63,6 +72,11 @@ class Prepared:
     approved: bool = False
     label: str | None = None  # the release label that chose the version (`production` for a bare name)
     source: str = ""  # how messages name the prompt: "prompts/support.json (v3)", "the posted prompt"
+    contract: Contract | None = None  # the output contract the model server enforces; None: free text
+
+    def read(self, text: str) -> Structured | None:
+        """The answer checked against the contract (parsed JSON, tool calls); None without a contract."""
+        return self.contract.read(text) if self.contract is not None else None
 
     def describe(self) -> dict[str, Any]:
         """Which prompt version and model answered, for final events and JSON answers."""
@@ -72,39 +86,66 @@ class Prepared:
 
 def check_caller_role(role: Any, where: str) -> None:
     """The one rule for what a caller's turn may be, at every door (history, OpenAI messages, the UI):
-    user or assistant. A system turn is refused: the prompt's system text is reviewed code."""
+    user, assistant, or tool (a tool's result, for a prompt with tools: `prepare` checks that). A system
+    turn is refused: the prompt's system text is reviewed code."""
     if role in ("system", "developer"):
         raise PromptOpsError(
             f"{where} is a {role} message: the prompt's system text is reviewed code and a caller "
             "cannot replace or extend it",
             fix="drop it; change the prompt file's system text in a new version, and send what varies "
                 "per request in the user message")
-    if role not in MESSAGE_ROLES:
+    if role not in CALLER_ROLES:
         raise PromptOpsError(f"{where} has role {role!r}, which a prompt cannot take",
-                             fix="send only user and assistant messages (tools are not supported)")
+                             fix="send only user and assistant messages, and tool results for a prompt with tools")
+
+
+def _turn(item: Mapping[str, Any] | Turn, where: str) -> Turn:
+    if isinstance(item, Turn):
+        check_caller_role(item.role, where)
+        return item
+    role = item.get("role")
+    check_caller_role(role, where)
+    calls = item.get("tool_calls") if role == "assistant" else None
+    if calls:  # a past call goes back as the model wrote it: {"name": ..., "arguments": {...}}
+        texts = [_call_text(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(calls)]
+        return Turn("assistant", "\n".join(texts))
+    return Turn(str(role), _text(item.get("content")))
+
+
+def _call_text(call: Any, where: str) -> str:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+        raise PromptOpsError(f"{where} is not a function call", fix='send {"type": "function", "function": '
+                                                                     '{"name": ..., "arguments": "{...}"}}')
+    arguments = function.get("arguments") or "{}"
+    try:
+        parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        raise PromptOpsError(f"{where}.function.arguments is not JSON",
+                             fix="send the arguments the model returned") from None
+    return json.dumps({"name": function["name"], "arguments": parsed}, ensure_ascii=False)
 
 
 def to_turns(history: Sequence[Mapping[str, Any]] | Sequence[Turn]) -> list[Turn]:
-    """`[{role, content}]` (or Turns) as Turns; a role other than user or assistant is refused (`check_caller_role`)."""
-    turns = []
-    for index, item in enumerate(history):
-        role, content = (item.role, item.content) if isinstance(item, Turn) else (item["role"], item["content"])
-        check_caller_role(role, f"history[{index}]")
-        turns.append(Turn(role, content if isinstance(content, str) else str(content)))
-    return turns
+    """`[{role, content}]` (or Turns) as Turns; a role other than user, assistant or tool is refused
+    (`check_caller_role`); an assistant's `tool_calls` become the call's JSON text."""
+    return [_turn(item, f"history[{index}]") for index, item in enumerate(history)]
 
 
-def split_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Turn]]:
-    """OpenAI-style messages as (the user's message, the history before it); see the module docstring."""
+def split_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Turn], list[Turn]]:
+    """OpenAI-style messages as (the user's message, the history before it, the turns after it).
+
+    The turns after the last user message are the model's tool calls and their results (`role: tool`);
+    without tools the last message must be the user's. See the module docstring."""
     if not messages:
         raise PromptOpsError("no messages", fix='send at least {"role": "user", "content": "..."}')
-    for index, item in enumerate(messages):
-        check_caller_role(item.get("role"), f"messages[{index}]")
-    *past, last = messages
-    if last.get("role") != "user":
-        raise PromptOpsError(f"the last message must be the user's, not {last.get('role')!r}",
+    turns = [_turn(item, f"messages[{index}]") for index, item in enumerate(messages)]
+    last_user = max((i for i, turn in enumerate(turns) if turn.role == "user"), default=None)
+    if last_user is None or (last_user != len(turns) - 1 and turns[-1].role != "tool"):
+        last = messages[-1].get("role")
+        raise PromptOpsError(f"the last message must be the user's (or a tool result), not {last!r}",
                              fix='end `messages` with {"role": "user", ...}')
-    return _text(last.get("content")), [Turn(str(m["role"]), _text(m.get("content"))) for m in past]
+    return turns[last_user].content, turns[:last_user], turns[last_user + 1:]
 
 
 def _text(content: Any) -> str:
@@ -141,13 +182,17 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
             history: Sequence[Mapping[str, Any]] | Sequence[Turn] = (), overrides: Mapping[str, Any] | None = None,
             *, default_model: str, variables: Mapping[str, str] | None = None, version: str | None = None,
             commit: str = "", approved: bool = False, label: str | None = None, source: str | None = None,
-            chat_template: ChatTemplateSource | None = None) -> Prepared:
+            chat_template: ChatTemplateSource | None = None, after: Sequence[Mapping[str, Any]] | Sequence[Turn] = (),
+            contract: Contract | None = None) -> Prepared:
     """Render `target` for `message` (its `{user}`; None keeps the prompt's own `user` field) after `history`.
 
     `target` is a resolved version (its version, commit, approval and label are taken from it) or a
     bare prompt (`version` names it, default "inline"). `variables` override the prompt's fields.
     The model is the prompt's `model`, else `default_model`; a chat prompt is rendered with that
     model's chat template unless `chat_template` is given. `source` names the prompt in messages.
+    `after`: the turns after the caller's message (tool calls and `tool` results, `split_messages`).
+    The output contract (`contract`, default the prompt's own: promptops.prompt.outputs) goes into the
+    sampling parameters as `structured_outputs`, so the model server enforces it.
 
     Raises EmptyPrompt (nothing to send), PromptInvalid (overrides the schema refuses), TemplateError
     and PromptOpsError (an unknown history role).
@@ -166,14 +211,21 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
     if message is not None:
         values["user"] = message
     model = prompt.model or default_model
-    text = render(prompt, values, to_turns(history), chat_template=chat_template, default_model=model)
+    contract = contract or prompt.contract
+    turns, tail = to_turns(history), to_turns(after)
+    if not contract.callable_tools and any(turn.role == "tool" for turn in (*turns, *tail)):
+        raise PromptOpsError(f"the conversation holds a tool result, but {source} has no tools to call",
+                             fix="send only user and assistant messages to this prompt")
+    text = render(prompt, values, turns, chat_template=chat_template, default_model=model, after=tail,
+                  contract=contract)
     if _is_blank_chat(prompt, values) if prompt.is_chat else not text.strip():
         what = ("has an empty user message: an empty prompt, nothing for the model to answer" if prompt.is_chat
                 else "rendered to an empty prompt: there is nothing to send to the model")
         raise EmptyPrompt(f"{source} {what}", fix="send a non-empty message, or give the prompt text of its own")
-    sampling = with_overrides(prompt, overrides or {})
+    sampling = contract.sampling(with_overrides(prompt, overrides or {}))
     return Prepared(name=prompt.name, version=version, commit=commit, model=model, text=text,
-                    sampling=sampling, approved=approved, label=label, source=source)
+                    sampling=sampling, approved=approved, label=label, source=source,
+                    contract=contract if contract.enforced else None)
 
 
 def generate(client: Streamer, prepared: Prepared, *, logprobs: bool = False,

@@ -6,6 +6,11 @@ this module is what an application imports to get its prompts.
     prompts = Prompts(url="https://prompts.example.com", token=..., snapshot="prompts.snapshot.json")
     version = prompts.get("support@production")
     messages = version.messages("Where is my order?", order="A-17")
+    answer = openai_client.chat.completions.create(model=..., **version.request("Where is my order?"))
+
+`version.response_format`, `version.tools` and `version.tool_choice` are the prompt's output contract
+in OpenAI's shape; `version.request(...)` bundles them with the messages and the sampling config, and
+`version.contract.read(text)` parses and validates the answer.
 
 - `Prompts(url=..., token=...)` reads `GET /v1/prompts/{name}?ref=...` with a Bearer token;
   `Prompts(repo=...)` resolves in a local clone through `promptops.store.PromptStore` (bare name:
@@ -44,9 +49,12 @@ from promptops.prompt.model import Prompt, normalise_config
 from promptops.prompt.render import Turn, chat_messages, render
 
 if TYPE_CHECKING:
+    from promptops.prompt.outputs import Contract
     from promptops.store import PromptStore, Resolved
 
 SNAPSHOT_FORMAT = "promptops-snapshot/1"
+# Sampling keys an OpenAI-compatible server takes under the same name (`PromptVersion.request`).
+OPENAI_SAMPLING = ("temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty")
 
 
 class PromptOpsWarning(UserWarning):
@@ -72,6 +80,38 @@ class PromptVersion:
     @property
     def prompt(self) -> Prompt:
         return Prompt(self.name, self.document, self.config)
+
+    @property
+    def contract(self) -> Contract:
+        """The output contract (promptops.prompt.outputs): what to send and how to read the answer."""
+        return self.prompt.contract
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """The OpenAI `response_format` to send with the messages (None: free text)."""
+        fmt = self.document.get("response_format")
+        return dict(fmt) if isinstance(fmt, Mapping) else None
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The OpenAI `tools` to send with the messages (empty: none)."""
+        return [tool.openai() for tool in self.contract.tools]
+
+    @property
+    def tool_choice(self) -> str | Mapping[str, Any] | None:
+        """The OpenAI `tool_choice` to send (None when the prompt has no tools)."""
+        return self.contract.tool_choice if self.contract.tools else None
+
+    def request(self, user: str, history: Sequence[Mapping[str, str]] = (), **variables: str) -> dict[str, Any]:
+        """The keyword arguments of an OpenAI `chat.completions.create` call for this version (minus `model`):
+        the messages, the sampling config OpenAI knows, and the response_format and tools."""
+        out: dict[str, Any] = {"messages": self.messages(user, history, **variables)}
+        out.update({k: self.config[k] for k in OPENAI_SAMPLING if k in self.config})
+        if self.response_format is not None:
+            out["response_format"] = self.response_format
+        if self.tools:
+            out["tools"], out["tool_choice"] = self.tools, self.tool_choice
+        return out
 
     def render(self, **variables: str) -> str:
         """The text the model gets (a chat prompt through its model's chat template, read locally)."""

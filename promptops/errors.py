@@ -130,6 +130,11 @@ class NotServed(Forbidden):
     """The serving policy does not let this caller have this version (promptops.policy)."""
 
 
+class ContractRefused(PromptOpsError):
+    """A caller's response_format, tools or tool_choice that would loosen or replace a prompt's reviewed
+    output contract (promptops.prompt.outputs)."""
+
+
 class InferenceError(PromptOpsError):
     """Talking to Triton failed. `kind` tells which of the three cases it is."""
 

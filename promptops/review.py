@@ -5,6 +5,11 @@ test cases run on both versions); the `to_*` functions only format them. A label
 (`support: production v2 -> v3`) is reviewed like a changed prompt: its old and new
 target versions are diffed and, with a client, run on the new target's test cases.
 A prompt with `models` is run on each of them, and the report compares base and head per model.
+
+Contract changes (promptops.prompt.compat) are listed per prompt and per label move. A breaking one to
+a prompt that a protected label points at (in base or in head), or in a protected label's move, fails
+the review unless the pull request documents it: a `Breaking-Change: <reason>` trailer in a commit of
+the reviewed range, or `allow_breaking` (`promptops review --allow-breaking "<reason>"`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +36,9 @@ from promptops.evaluation.runner import (
     with_cases_of,
 )
 from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
-from promptops.prompt.diff import PromptDiff, diff_changes, diff_prompts
+from promptops.prompt.compat import ContractChange
+from promptops.prompt.compat import summary as contract_summary
+from promptops.prompt.diff import PromptDiff, contract_lines, contract_markdown, diff_changes, diff_prompts
 from promptops.prompt.diff import to_json as diff_json
 from promptops.prompt.diff import to_markdown as diff_markdown
 from promptops.prompt.diff import to_text as diff_text
@@ -39,10 +46,14 @@ from promptops.prompt.model import Prompt
 from promptops.prompt.schema import check_bytes, json_path
 from promptops.store import Change, LabelMove, PromptStore
 from promptops.store.changes import commit_of
-from promptops.store.labels import check_policy, parse
+from promptops.store.labels import Labels, check_policy, parse
 from promptops.store.model import Version
 
 MARKER = "<!-- promptops-review -->"
+TRAILER = "Breaking-Change"
+BREAKING_FIX = (f"keep the contract compatible, or document the break: add a `{TRAILER}: <reason>` trailer to a "
+                "commit of this pull request, or label it `breaking-change` (CI then runs "
+                "`promptops review --allow-breaking \"<reason>\"`)")
 GITHUB_COMMENT_LIMIT = 65_536
 ANSWER_LIMIT = 1_200
 
@@ -70,13 +81,36 @@ class CaseComparison:
 
 
 class _Findings:
-    """What a reviewed prompt or label move shares: its problems, of which errors fail the review."""
+    """What a reviewed prompt or label move shares: its problems, of which errors fail the review, and its
+    contract changes, whose breaking ones fail it where a protected label is concerned."""
 
     problems: list[Problem]
+    diff: PromptDiff
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def protected_labels(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def breaking(self) -> list[ContractChange]:
+        return self.diff.breaking
+
+    @property
+    def breaks_release(self) -> bool:
+        """Breaking contract changes where a protected label is concerned."""
+        return bool(self.breaking and self.protected_labels)
+
+
+@dataclass(frozen=True)
+class Override:
+    """A documented breaking change: where it is documented (`commit 1a2b3c4`, `--allow-breaking`) and why."""
+
+    source: str
+    reason: str
 
 
 @dataclass
@@ -86,6 +120,11 @@ class PromptReview(_Findings):
     diff: PromptDiff
     problems: list[Problem] = field(default_factory=list)
     cases: list[CaseComparison] = field(default_factory=list)
+    protected: tuple[str, ...] = ()  # the protected labels pointing at this prompt in base or in head
+
+    @property
+    def protected_labels(self) -> tuple[str, ...]:
+        return self.protected
 
 
 @dataclass
@@ -101,6 +140,10 @@ class LabelReview(_Findings):
     problems: list[Problem] = field(default_factory=list)
     cases: list[CaseComparison] = field(default_factory=list)
 
+    @property
+    def protected_labels(self) -> tuple[str, ...]:
+        return (self.move.label,) if self.move.protected else ()
+
 
 @dataclass
 class Review:
@@ -112,6 +155,7 @@ class Review:
     outputs: bool = False
     labels: list[LabelReview] = field(default_factory=list)
     label_problems: list[Problem] = field(default_factory=list)  # labels-file findings that block no move
+    overrides: list[Override] = field(default_factory=list)  # documented breaking changes
 
     @property
     def invalid(self) -> int:
@@ -137,10 +181,25 @@ class Review:
     def answers_changed(self) -> int:
         return sum(c.answer_changed for c in self._cases())
 
+    def _items(self) -> list[PromptReview | LabelReview]:
+        return [*self.prompts, *self.labels]
+
+    @property
+    def breaking(self) -> int:
+        """Breaking contract changes, in changed prompts and in label moves."""
+        return sum(len(item.breaking) for item in self._items())
+
+    @property
+    def breaking_blocked(self) -> bool:
+        """A breaking contract change where a protected label is concerned, and no override documents it."""
+        return any(item.breaks_release for item in self._items()) and not self.overrides
+
     @property
     def failed(self) -> bool:
-        """Validation errors at head, blocked label moves, or tests that passed on base and fail on head."""
-        return bool(self.invalid or self.blocked or self.labels_invalid or self.newly_failing)
+        """Validation errors at head, blocked label moves, undocumented breaking contract changes to protected
+        prompts, or tests that passed on base and fail on head."""
+        return bool(self.invalid or self.blocked or self.labels_invalid or self.breaking_blocked
+                    or self.newly_failing)
 
     def summary(self) -> str:
         parts = [f"{len(self.prompts)} prompt{'s' * (len(self.prompts) != 1)} changed"]
@@ -152,6 +211,10 @@ class Review:
             parts.append(f"{self.blocked} blocked")
         if self.labels_invalid:
             parts.append("labels file invalid")
+        if self.breaking:
+            parts.append(f"{self.breaking} breaking contract change{'s' * (self.breaking != 1)}")
+        if any(item.breaks_release for item in self._items()):
+            parts.append("breaking change allowed" if self.overrides else "breaking change not allowed")
         if self.outputs:
             parts.append(f"{self.newly_failing} test{'s' * (self.newly_failing != 1)} newly failing")
             parts.append(f"{self.answers_changed} answer{'s' * (self.answers_changed != 1)} changed")
@@ -294,15 +357,45 @@ def _judge_at(store: PromptStore, commit: str) -> Any:
     return load
 
 
+def _protection(store: PromptStore, base: str, head: str) -> Callable[[str], tuple[str, ...]]:
+    """name -> the protected labels pointing at that prompt in base or in head (a side whose labels file is
+    invalid counts for nothing: the review reports the file)."""
+    sides: list[Labels] = []
+    for rev in (base, head):
+        try:
+            sides.append(store.labels_at(commit_of(store, rev)))
+        except PromptInvalid:
+            continue
+    return lambda name: tuple(sorted({label for labels in sides for label in labels.of(name)
+                                      if label in labels.protected}))
+
+
+def _overrides(store: PromptStore, base: str, head: str, allow_breaking: str | None) -> list[Override]:
+    """The documented breaking changes: `allow_breaking`, and each `Breaking-Change: <reason>` trailer of the
+    commits in base..head (git's own trailer parsing: the message's last paragraph; an empty reason counts
+    for nothing)."""
+    found = [Override("--allow-breaking", allow_breaking.strip())] if allow_breaking and allow_breaking.strip() else []
+    out = store.git.run("log", "-z", f"--format=%h%n%(trailers:key={TRAILER},valueonly,unfold)",
+                        f"{commit_of(store, base)}..{commit_of(store, head)}", "--")
+    for record in out.decode(errors="replace").split("\0"):
+        sha, _, values = record.strip("\n").partition("\n")
+        found += [Override(f"commit {sha}", reason.strip()) for reason in values.splitlines() if reason.strip()]
+    return found
+
+
 async def build_review(store: PromptStore, base: str, head: str, *, client: Streamer | None = None,
                        default_model: str = "smollm2-135m", concurrency: int = 2,
-                       embedding_model: str = EMBEDDING_MODEL, tools: Tools | None = None) -> Review:
+                       embedding_model: str = EMBEDDING_MODEL, tools: Tools | None = None,
+                       allow_breaking: str | None = None) -> Review:
     """Diff, validate and (with a client) run the test cases of every prompt changed and label moved.
 
     The head version's test cases (its datasets read at head) are run on both versions, on each of
     the head's models, so a changed prompt is judged by the same questions before and after; a moved
     label is judged by its new target's test cases. Without `tools`, `similar` embeds on
     `embedding_model` and `llm-rubric` runs the judge prompt as committed at head.
+
+    Breaking contract changes are documented by `allow_breaking` (a reason) or by `Breaking-Change:`
+    trailers in base..head; either lets them pass where a protected label is concerned.
     """
     changes = store.changes(base, head)
     diffs = {d.name: d for d in diff_changes(changes, base_label=base, head_label=head, default_model=default_model)}
@@ -315,8 +408,10 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Stre
             tools = Tools(store.repo, store.prompts_dir, embed=embed,
                           judge=judge_for(client, _judge_at(store, head_commit), default_model))
         runner = _Runner(client, tools, commit_opener(store.git, head_commit), default_model, concurrency)
+    protected = _protection(store, base, head)
     for change in changes:
-        item = PromptReview(diffs[change.name], _validate_head(change, store.prompts_dir))
+        item = PromptReview(diffs[change.name], _validate_head(change, store.prompts_dir),
+                            protected=protected(change.name))
         review.prompts.append(item)
         if runner is None or change.new is None or item.errors or not change.new.tests:
             continue
@@ -330,6 +425,8 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Stre
     for move in moves:
         review.labels.append(await _review_label(store, move, head_commit, problems, runner, default_model))
     review.label_problems = [p for p in problems if not any(_blocks(p, m) for m in moves)]
+    if review.breaking:
+        review.overrides = _overrides(store, base, head, allow_breaking)
     return review
 
 
@@ -441,6 +538,37 @@ def _answers_markdown(item: PromptReview | LabelReview) -> list[str]:
     return lines
 
 
+def _breaking_why(item: PromptReview | LabelReview) -> str:
+    """Why an item's breaking contract changes concern a protected label."""
+    n = len(item.breaking)
+    changes = f"{n} breaking contract change{'s' * (n != 1)}"
+    if isinstance(item, LabelReview):
+        return f"{item.move} brings {changes} (from {item.diff.old_label} to {item.diff.new_label})"
+    labels = item.protected_labels
+    return f"{item.diff.name} has {changes}, and {', '.join(labels)} point{'s' * (len(labels) == 1)} at it"
+
+
+def _released(review: Review) -> list[PromptReview | LabelReview]:
+    return [item for item in [*review.prompts, *review.labels] if item.breaks_release]
+
+
+def _contract_markdown(review: Review) -> list[str]:
+    """The "Contract changes" section: one table per prompt or label move whose contract changed."""
+    items = [item for item in [*review.prompts, *review.labels] if item.diff.contract]
+    if not items:
+        return []
+    lines = ["", "### Contract changes", ""]
+    for item in items:
+        labels = item.protected_labels
+        protected = f" (protected: {', '.join(labels)})" if labels else ""
+        lines += [f"#### {_title(item)}{protected}: {contract_summary(item.diff.contract)}", ""]
+        if item.breaking and not labels:
+            lines += ["No protected label points at this prompt: the break is reported and does not fail "
+                      "the review.", ""]
+        lines += contract_markdown(item.diff.contract, title=False)
+    return lines
+
+
 def to_markdown(review: Review, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """A PR comment with a hidden marker (so a workflow can update its own comment), within GitHub's size limit."""
     lines = [MARKER, f"## promptops review: `{review.base}` → `{review.head}`", "", f"**{review.summary()}**", ""]
@@ -451,11 +579,15 @@ def to_markdown(review: Review, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         for problem in item.errors:
             fix = f" — fix: {problem.fix}" if problem.fix else ""
             lines.append(f"> :x: **blocked** `{item.move}`: {problem.message}{fix}")
+    if review.breaking_blocked:
+        lines += [f"> :x: **breaking** {_breaking_why(item)} — fix: {BREAKING_FIX}" for item in _released(review)]
+    lines += [f"> :warning: **breaking change allowed** ({o.source}): {o.reason}" for o in review.overrides]
     if review.labels:
         lines += ["", "### Label moves", ""]
         for item in review.labels:
             lines += _label_markdown(item)
-    lines += ["", diff_markdown([p.diff for p in review.prompts]), ""]
+    lines += _contract_markdown(review)
+    lines += ["", diff_markdown([p.diff for p in review.prompts], contract=False), ""]
     for item in (i for i in [*review.prompts, *review.labels] if i.cases):
         lines += _answers_markdown(item)
     text = "\n".join(lines).rstrip() + "\n"
@@ -475,11 +607,15 @@ def to_text(review: Review, color: bool = False) -> str:
     for label in review.labels:
         lines += [f"Error: {label.move} is blocked: {p.message}" + (f"\n  fix: {p.fix}" if p.fix else "")
                   for p in label.errors]
+    if review.breaking_blocked:
+        lines += [f"Error: {_breaking_why(item)}\n  fix: {BREAKING_FIX}" for item in _released(review)]
+    lines += [f"Breaking change allowed ({o.source}): {o.reason}" for o in review.overrides]
     if review.labels:
         lines.append("label moves:")
         for label in review.labels:
             lines.append(f"  {label.move}{' (protected)' if label.move.protected else ''}")
             lines += [f"    {note}" for note in _label_notes(label)]
+            lines += [f"  {line}" for line in contract_lines(label.diff.contract, color)]
             if label.diff.rendered:
                 lines += [f"    {line}" for line in _clip(label.diff.rendered.diff).splitlines()]
         lines.append("")
@@ -526,8 +662,10 @@ def to_json(review: Review) -> str:
         "base": review.base, "head": review.head, "summary": review.summary(), "failed": review.failed,
         "invalid": review.invalid, "newly_failing": review.newly_failing, "answers_changed": review.answers_changed,
         "blocked": review.blocked, "labels_invalid": review.labels_invalid,
+        "breaking": review.breaking, "breaking_blocked": review.breaking_blocked,
+        "overrides": [{"source": o.source, "reason": o.reason} for o in review.overrides],
         "label_problems": [_problem_json(p) for p in review.label_problems],
-        "prompts": [{"name": p.diff.name, "status": p.diff.status, "diff": d,
+        "prompts": [{"name": p.diff.name, "status": p.diff.status, "diff": d, "protected": list(p.protected),
                      "errors": [{"json_path": e.json_path, "message": e.message} for e in p.errors],
                      "cases": _cases_json(p.cases)}
                     for p, d in zip(review.prompts, diffs["prompts"], strict=True)],
@@ -543,5 +681,5 @@ def render_report(review: Review, format_: str, color: bool = False) -> str:
     return {"markdown": to_markdown, "json": to_json}.get(format_, lambda r: to_text(r, color))(review)
 
 
-__all__: Sequence[str] = ("MARKER", "Review", "PromptReview", "LabelReview", "CaseComparison", "build_review",
-                          "to_markdown", "to_text", "to_json", "render_report")
+__all__: Sequence[str] = ("MARKER", "TRAILER", "Override", "Review", "PromptReview", "LabelReview", "CaseComparison",
+                          "build_review", "to_markdown", "to_text", "to_json", "render_report")

@@ -41,9 +41,12 @@ class ChatRequest(BaseModel):
 
 
 def finished(prepared: Prepared, answer: Answer) -> dict[str, Any]:
-    """The facts of a finished answer: the version, the model's usage and finish reason, the timing."""
+    """The facts of a finished answer: the version, the model's usage and finish reason, the timing; for a
+    prompt with an output contract, the parsed JSON (`parsed`), whether it is `valid` (`errors` if not)
+    and its `tool_calls` (OpenAI's shape)."""
+    structured = prepared.read(answer.text)
     return {**prepared.describe(), "usage": answer.usage(), "finish_reason": answer.finish_reason,
-            "timing": answer.timing()}
+            "timing": answer.timing(), **(structured.describe() if structured is not None else {})}
 
 
 def token(text: str) -> bytes:
@@ -72,7 +75,8 @@ async def _events(prepared: Prepared, events: Events, first: str | Answer) -> As
 async def chat(body: ChatRequest, request: Request) -> Response:
     """Answer `message` with the resolved prompt version; `stream: true` answers with SSE (`token` events,
     then `done` with prompt, version, commit, model, the model's usage and finish reason, and timing;
-    or `error`)."""
+    or `error`). A prompt with a `response_format` or tools also answers `parsed`, `valid`, `errors` and
+    `tool_calls` (the model server enforced the format: promptops.prompt.outputs)."""
     # A warm catalog answers without a thread hop; the serving policy is applied there (promptops.policy).
     service = service_of(request)
     user, caller = identity(request)

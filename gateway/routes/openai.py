@@ -8,7 +8,14 @@
   `{history}` in a template prompt (each turn through `turn_template`), the `{"history": true}`
   entry in a chat prompt, else before its last user message;
 - a `system` (or `developer`) message is refused with 400: the prompt's system text is reviewed
-  code in its prompt file, so a caller neither replaces nor extends it; `tool`/`function` roles too.
+  code in its prompt file, so a caller neither replaces nor extends it; `function` roles too;
+- for a prompt with tools, the model's calls come back as `tool_calls` (`finish_reason: "tool_calls"`),
+  and the caller's next request carries that assistant message and `tool` messages with the results.
+
+The prompt's `response_format` and tools are enforced by the model server (promptops.prompt.outputs):
+`message.content` is the JSON text, as OpenAI answers. A caller's `response_format`/`tools` apply where
+the prompt declares none; one that differs from the prompt's is refused with 400 (a caller cannot loosen
+a reviewed contract), and `tool_choice` may only narrow the prompt's.
 
 `usage` and `finish_reason` are the model's own (its tokenizer's counts; `length` when `max_tokens`
 ended the answer, `stop` otherwise). `logprobs: true` (with `top_logprobs: N`) returns the model's log
@@ -32,6 +39,8 @@ from gateway.errors import error_body, error_response
 from gateway.serving import Answer, Events, EventStream, Last, Prepared, complete, dumps, headers, start_stream
 from promptops.chat import split_messages
 from promptops.errors import PromptOpsError
+from promptops.prompt.outputs import Contract
+from promptops.store import Resolved
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 # OpenAI's stand-in for a log probability too small to represent (JSON has no -Infinity).
@@ -39,11 +48,14 @@ FLOOR = -9999.0
 
 
 class ChatMessage(BaseModel):
-    """An OpenAI chat message; content is a string or a list of text parts."""
+    """An OpenAI chat message; content is a string or a list of text parts. An assistant message may
+    carry the `tool_calls` the model made; a `tool` message answers one (`tool_call_id`)."""
 
     model_config = ConfigDict(extra="ignore")
     role: str
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
 
 
 class StreamOptions(BaseModel):
@@ -70,6 +82,9 @@ class CompletionRequest(BaseModel):
     frequency_penalty: float | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
     def overrides(self) -> dict[str, Any]:
         """Sampling parameters the caller set, in the prompt config's vocabulary."""
@@ -81,12 +96,33 @@ class CompletionRequest(BaseModel):
         return {k: v for k, v in values.items() if v is not None}
 
 
-def _split(body: CompletionRequest) -> tuple[str, list[Any]]:
+def _split(body: CompletionRequest) -> tuple[str, list[Any], list[Any]]:
     if body.n != 1:
         raise PromptOpsError(f"n={body.n} is not supported", fix="ask for one choice (n=1)")
     if body.top_logprobs is not None and not body.logprobs:
         raise PromptOpsError("top_logprobs needs logprobs", fix="send \"logprobs\": true with top_logprobs")
     return split_messages([m.model_dump() for m in body.messages])
+
+
+def _contract(body: CompletionRequest, resolved: Resolved) -> Contract | None:
+    """The prompt's output contract with what the caller asked for (ContractRefused: 400 when it would
+    loosen or replace the prompt's); None when the caller asked for nothing (the prompt's own applies)."""
+    if body.response_format is None and body.tools is None and body.tool_choice is None:
+        return None
+    return resolved.prompt.contract.with_caller(body.response_format, body.tools, body.tool_choice)
+
+
+def _message(prepared: Prepared, answer: Answer) -> tuple[dict[str, Any], str | None]:
+    """The assistant message and finish reason, as OpenAI answers them: `content` is the text (the JSON
+    text under a response_format); a tool call is `tool_calls` with `finish_reason: "tool_calls"`."""
+    structured = prepared.read(answer.text)
+    if structured is not None and structured.tool_calls:
+        calls = [call.openai() for call in structured.tool_calls]
+        reason = "tool_calls" if answer.finish_reason == "stop" else answer.finish_reason
+        return {"role": "assistant", "content": None, "tool_calls": calls}, reason
+    if structured is not None and prepared.contract is not None and prepared.contract.callable_tools:
+        return {"role": "assistant", "content": structured.content}, answer.finish_reason
+    return {"role": "assistant", "content": answer.text}, answer.finish_reason
 
 
 def _model_name(prepared: Prepared) -> str:
@@ -136,19 +172,28 @@ async def _chunks(body: CompletionRequest, prepared: Prepared, events: Events,
         return _data({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]})
 
     answer = first if isinstance(first, Answer) else None
+    # A tool prompt's answer is JSON until it is whole: whether it is a call or content shows at the end.
+    buffered = prepared.contract is not None and bool(prepared.contract.callable_tools)
     try:
-        yield before + dumps({"role": "assistant", "content": "" if answer else first}) + after
+        if not buffered:
+            yield before + dumps({"role": "assistant", "content": "" if answer else first}) + after
         async for event in events:
             if isinstance(event, Answer):
                 answer = event
-            else:
+            elif not buffered:
                 yield before + dumps({"content": event}) + after
     except PromptOpsError as exc:  # the openai client raises APIError on an `error` chunk
         yield Last(_data(error_body(exc)))
         return
     assert answer is not None  # the pipeline always ends with an Answer
+    finish = answer.finish_reason
+    if buffered:
+        message, finish = _message(prepared, answer)
+        if message.get("tool_calls"):
+            message["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+        yield before + dumps(message) + after
     logprobs = _choice_logprobs(body, answer)
-    end = chunk({}, answer.finish_reason, **({"logprobs": logprobs} if logprobs else {}))
+    end = chunk({}, finish, **({"logprobs": logprobs} if logprobs else {}))
     if body.stream_options and body.stream_options.include_usage:
         end += _data({**base, "choices": [], "usage": answer.usage()})
     yield Last(end + b"data: [DONE]\n\n")  # the last chunks, usage and [DONE]: one write with the body's end
@@ -158,9 +203,11 @@ async def _chunks(body: CompletionRequest, prepared: Prepared, events: Events,
 async def chat_completions(body: CompletionRequest, request: Request) -> Response:
     """OpenAI Chat Completions (streamed or not) with `model` = prompt reference."""
     service = service_of(request)
-    message, history = _split(body)
+    message, history, after = _split(body)
     user, caller = identity(request)
-    prepared = service.prepare(await service.serve(body.model, user), message, history, body.overrides())
+    resolved = await service.serve(body.model, user)
+    prepared = service.prepare(resolved, message, history, body.overrides(), after=after,
+                               contract=_contract(body, resolved))
     logprobs = bool(body.logprobs)
     try:
         if body.stream:
@@ -170,11 +217,12 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
         answer = await complete(service, prepared, "openai", caller, request.scope, logprobs=logprobs)
     except PromptOpsError as exc:
         return error_response(exc, headers(prepared))
+    message, finish = _message(prepared, answer)
     return JSONResponse({
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
         "model": _model_name(prepared), "system_fingerprint": prepared.commit[:12] or None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
-                     "logprobs": _choice_logprobs(body, answer), "finish_reason": answer.finish_reason}],
+        "choices": [{"index": 0, "message": message, "logprobs": _choice_logprobs(body, answer),
+                     "finish_reason": finish}],
         "usage": answer.usage()}, headers=headers(prepared))
 
 

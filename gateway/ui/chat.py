@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.ui.common import (
     version_choices,
 )
 from promptops.errors import PromptOpsError
+from promptops.prompt.outputs import Structured
 
 Messages = list[dict[str, Any]]
 
@@ -32,6 +34,40 @@ def footer(prepared: Prepared, answer: Answer) -> str:
     ttft = f" · first token {answer.ttft_s * 1000:.0f} ms" if answer.ttft_s is not None else ""
     usage = f" · {answer.prompt_tokens} + {answer.completion_tokens} tokens ({answer.finish_reason or 'done'})"
     return f"\n\n<sub>served {prepared.name}@{prepared.version}{via} · {short} · {prepared.model}{ttft}{usage}</sub>"
+
+
+def fenced(value: Any) -> str:
+    """A ```json block of `value`, indented 2."""
+    return "```json\n" + json.dumps(value, indent=2, ensure_ascii=False) + "\n```"
+
+
+def call_line(name: str, arguments: Any) -> str:
+    """`weather(city="Oslo")`: a call as code reads it (arguments that are not an object shown whole)."""
+    if not isinstance(arguments, dict):
+        return f"{name}({json.dumps(arguments, ensure_ascii=False)})"
+    return f"{name}(" + ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}"
+                                  for key, value in arguments.items()) + ")"
+
+
+def structured_view(prepared: Prepared, answer: str, result: Structured) -> str:
+    """Markdown for a finished answer under an output contract: each tool call with its arguments, or the
+    parsed JSON formatted, or a plain answer's text; then whether it keeps the contract (in words: Debian's
+    Chromium cannot draw some glyphs)."""
+    assert prepared.contract is not None  # `read` returned a result, so there is a contract
+    json_answer = prepared.contract.answer_schema() is not None
+    if result.tool_calls:
+        body = "\n\n".join(f"Tool call: `{call_line(call.name, call.arguments)}`\n\n{fenced(call.arguments)}"
+                            for call in result.tool_calls)
+    elif json_answer and result.value is not None and result.content == answer:
+        body = fenced(result.value)
+    else:  # not JSON, a regex or choice answer, or a tool prompt's plain answer ({"content": ...})
+        body = result.content or answer
+    if result.valid:
+        mark = "valid against schema" if json_answer else "matches the format"
+    else:  # the error in a code span: JSON paths and quotes are not Markdown
+        error = (result.errors[0] if result.errors else "the answer breaks the contract").replace("`", "'")
+        mark = f"not valid: `{error}`"
+    return f"{body}\n\n{mark}"
 
 
 def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
@@ -93,7 +129,10 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
             yield shown, history, "", describe_error(exc)
             return
         assert done is not None  # the pipeline always ends with an Answer
-        shown[-1] = {"role": "assistant", "content": answer + footer(prepared, done)}
+        result = prepared.read(answer)
+        body = structured_view(prepared, answer, result) if result is not None else answer
+        shown[-1] = {"role": "assistant", "content": body + footer(prepared, done)}
+        # the next turn sees what the model wrote (the raw JSON of a call too), not the UI's view of it
         history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         yield shown, history, "", note
 

@@ -146,6 +146,8 @@ def build_editor(get: GetService, settings: GatewaySettings, auth: Auth) -> dict
 
     existing.input(on_open, existing, [name, editor, base, state, result])
     new.click(on_new, name, [editor, base, state, result])
+    # Validation as you type: Gradio 6.31 has no debounce; `always_last` drops the keystrokes typed while a
+    # check runs and checks only the newest text. `.change` (not `.input`) also checks a version just opened.
     editor.change(validation_report, [name, editor], report, trigger_mode="always_last", show_progress="hidden")
     name.input(validation_report, [name, editor], report, trigger_mode="always_last", show_progress="hidden")
     save.click(on_save, [name, editor, base, message], [base, result, existing]).then(

@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("evaluate", "Run the prompts' test cases (inline and datasets) against the models on Triton; exit 1 when one fails."),
     "runs": ("evaluate", "List the test runs saved in .promptops/runs/ (newest first): version, model, pass rate."),
     "chat": ("chat", "Chat with a prompt in the terminal (/reset clears history, /quit or Ctrl-D ends)."),
-    "review": ("review", "Report every changed prompt and moved label between two commits (exit 1 on invalid prompts or labels, blocked label moves or newly failing tests)."),
+    "review": ("review", "Report every changed prompt and moved label between two commits (exit 1 on invalid prompts or labels, blocked label moves, undocumented breaking contract changes to protected prompts or newly failing tests)."),
     "export": ("export", "Write the served (approved and labelled) versions of every prompt, or the named ones, to one JSON snapshot file."),
     "serve": ("serve", "Serve prompts: Triton + the HTTP/OpenAI gateway + the UI on http://127.0.0.1:7070."),
     "triton": ("triton", "Run the local Triton server (real tritonserver + the vLLM backend on CPU)."),

@@ -167,6 +167,10 @@ def _print_text(heads: list[Any], bases: list[Any], comparisons: list[Any], save
                      "" if row.p50_ms is None else f"{row.p50_ms:.0f}",
                      f"{row.prompt_tokens} + {row.completion_tokens}", row.errors or ""))
     table(("prompt", "model", "cases", "passed", "pass rate", "p50 ms", "tokens (prompt + answer)", "errors"), rows)
+    for run in [*bases, *heads]:  # prompts with an output contract: the share of answers that parse and validate
+        conformance = getattr(run, "conformance", None)
+        if conformance is not None:
+            echo(f"{run.prompt}@{run.version} on {run.model}: structured answers {conformance.text()}")
     for run in heads:
         failed = [c for c in run.cases if not c.passed]
         for case in failed[:FAILURES_SHOWN]:

@@ -80,12 +80,21 @@ def apply_set(document: dict[str, Any], assignment: str) -> None:
 
 def new(ctx: typer.Context,
         name: Annotated[str, typer.Argument(help="Prompt name (file stem).")],
-        from_: Annotated[Optional[str], typer.Option("--from", help="Copy this existing prompt.")] = None) -> int:
-    """Create prompts/NAME.json: a chat prompt (system + {user}) for the model's chat template, or a copy (--from)."""
-    from promptops.prompt.model import NEW_PROMPT
+        from_: Annotated[Optional[str], typer.Option("--from", help="Copy this existing prompt.")] = None,
+        json_: Annotated[bool, typer.Option("--json", help="Start from a chat prompt that answers JSON.")] = False,
+        ) -> int:
+    """Create prompts/NAME.json: a chat prompt (system + {user}) for the model's chat template, or a copy (--from).
 
+    With --json, the prompt answers JSON under a small response_format schema ({"answer", "confidence"}) that
+    the model server enforces while it decodes; change the schema to the shape your application reads.
+    """
+    from promptops.prompt.model import NEW_JSON_PROMPT, NEW_PROMPT
+
+    if json_ and from_:
+        raise PromptOpsError("--json and --from cannot be used together",
+                             fix="start a JSON prompt with --json, or copy a prompt with --from")
     ws = _workspace(ctx)
-    source = dict(ws.load(from_).document) if from_ else NEW_PROMPT
+    source = dict(ws.load(from_).document) if from_ else NEW_JSON_PROMPT if json_ else NEW_PROMPT
     path = ws.create(name, source)
     echo(f"Created {path.relative_to(ws.repo)}")
     return EXIT_OK

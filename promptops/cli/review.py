@@ -18,8 +18,9 @@ def review(ctx: typer.Context,
            format_: Annotated[str, typer.Option("--format", help="markdown, json or text.")] = "markdown",
            output: Annotated[Optional[Path], typer.Option("--output", help="Write the report here instead of stdout.")] = None,
            junit: Annotated[Optional[Path], typer.Option("--junit", help="Write the head versions' (and new label targets') test results as JUnit XML.")] = None,
-           timeout: Annotated[float, typer.Option("--timeout", help="Seconds per model request.")] = 120.0) -> int:
-    """Report every changed prompt and moved label between two commits (exit 1 on invalid prompts or labels, blocked label moves or newly failing tests)."""
+           timeout: Annotated[float, typer.Option("--timeout", help="Seconds per model request.")] = 120.0,
+           allow_breaking: Annotated[Optional[str], typer.Option("--allow-breaking", metavar="REASON", help="Let breaking contract changes to protected prompts pass, for this reason (shown in the report); CI passes it when the pull request has the `breaking-change` label.")] = None) -> int:
+    """Report every changed prompt and moved label between two commits (exit 1 on invalid prompts or labels, blocked label moves, undocumented breaking contract changes to protected prompts or newly failing tests)."""
     from promptops.cli.context import settings
     from promptops.cli.triton import grpc_url
     from promptops.evaluation.runner import junit_xml
@@ -30,13 +31,16 @@ def review(ctx: typer.Context,
 
     if format_ not in ("markdown", "json", "text"):
         raise typer.BadParameter("use markdown, json or text", param_hint="--format")
+    if allow_breaking is not None and not allow_breaking.strip():
+        raise typer.BadParameter("give the reason for the breaking change", param_hint="--allow-breaking")
     s = settings(ctx)
     store = open_store(s)
 
     async def build() -> object:
         client = InferenceClient(grpc_url(ctx), timeout_s=timeout) if outputs else None
         try:
-            return await build_review(store, base, head, client=client, default_model=s.default_model)
+            return await build_review(store, base, head, client=client, default_model=s.default_model,
+                                      allow_breaking=allow_breaking)
         finally:
             if client is not None:
                 await client.close()

@@ -8,7 +8,9 @@ default (`DEFAULT_THRESHOLDS`, 1.0 for yes/no types). A case's score is the weig
 assertions' scores; weight 0 records an assertion without counting it.
 
 An assertion scores one `Answer` (promptops.triton.client: the text, the model's token counts, the
-time it took). What needs a model is injected: `Tools.embed` (the embeddings model) and `Tools.judge`
+time it took) under the prompt's output `Contract` (promptops.prompt.outputs): `json-schema` without a
+`value` checks the prompt's own answer schema, and `tool-call` checks a call against the prompt's tool
+definitions. What needs a model is injected: `Tools.embed` (the embeddings model) and `Tools.judge`
 (the judge prompt on a text model), both async, so this module never calls the Triton client.
 
 `ASSERTION_TYPES` is the one list of types: the prompt schema's enum must equal it
@@ -34,12 +36,13 @@ from typing import Any
 
 from promptops.errors import PromptOpsError
 from promptops.evaluation.paths import resolve_in_repo
+from promptops.prompt.outputs import Contract, validation_errors
 from promptops.triton.client import Answer
 
 # The yes/no types first, then the measured ones; schemas/prompt.schema.json's enum lists the same, in this order.
 ASSERTION_TYPES = ("equals", "contains", "icontains", "not-contains", "regex", "starts-with", "min-length",
-                   "max-length", "is-json", "latency-ms", "json-schema", "levenshtein", "rouge-n", "similar",
-                   "llm-rubric", "python", "tokens", "latency")
+                   "max-length", "is-json", "latency-ms", "json-schema", "tool-call", "levenshtein", "rouge-n",
+                   "similar", "llm-rubric", "python", "tokens", "latency")
 # Thresholds of the measured types; yes/no types pass at 1.0. llm-rubric has none: the judge's `pass` decides.
 DEFAULT_THRESHOLDS: dict[str, float] = {"levenshtein": 0.8, "rouge-n": 0.75, "similar": 0.75, "python": 0.5}
 # Other names of a type: `{"type": "latency-ms", "value": 500}` is `{"type": "latency", "max": 500}`.
@@ -147,10 +150,15 @@ def _text_outcome(kind: str, value: Any, output: str) -> Outcome:
     return _yes_no(ok, f"expected answer {want}")
 
 
-def _json_schema(value: Any, answer: Answer, tools: Tools) -> Outcome:
+def _json_schema(value: Any, answer: Answer, tools: Tools, contract: Contract) -> Outcome:
     from jsonschema import Draft202012Validator, SchemaError, validators
     from jsonschema.exceptions import best_match
 
+    if value is None:  # the prompt's own answer schema (its response_format)
+        value = contract.schema
+        if value is None:
+            return 0.0, ("json-schema has no schema: give one as its value (a schema or a schema file), or declare "
+                         "a json_schema response_format in the prompt"), None
     if isinstance(value, str):
         if tools.repo is None:
             return 0.0, f"schema file {value!r} needs the repository", None
@@ -173,6 +181,50 @@ def _json_schema(value: Any, answer: Answer, tools: Tools) -> Outcome:
     if error is None:
         return 1.0, "expected answer to match the JSON schema", None
     return 0.0, f"expected answer to match the JSON schema: at {error.json_path}: {error.message}", None
+
+
+def _subset_mismatch(want: Any, got: Any, where: str) -> str | None:
+    """Why `got` does not hold `want` (objects: every key of `want`, recursively; anything else: equal)."""
+    if isinstance(want, Mapping) and isinstance(got, Mapping):
+        for key, value in want.items():
+            if key not in got:
+                return f"{where}.{key} is missing"
+            if (why := _subset_mismatch(value, got[key], f"{where}.{key}")) is not None:
+                return why
+        return None
+    return None if want == got else f"{where} is {json.dumps(got)}, expected {json.dumps(want)}"
+
+
+def _tool_call(assertion: Mapping[str, Any], answer: Answer, contract: Contract) -> Outcome:
+    """The answer is `{"name": <tool>, "arguments": {...}}` (the contract's call shape) naming the wanted
+    tool (any of the prompt's when none is named), its arguments valid under the tool's parameters and
+    holding the assertion's `arguments` (a subset: nested objects may have more keys)."""
+    wanted = assertion.get("value", assertion.get("name"))
+    what = f"a call of {wanted}" if wanted is not None else "a tool call"
+    if not contract.tools:
+        return 0.0, "tool-call needs a prompt with tools: declare them in the prompt's `tools`", None
+    if wanted is not None and wanted not in {tool.name for tool in contract.tools}:
+        names = ", ".join(tool.name for tool in contract.tools)
+        return 0.0, f"tool-call names {wanted!r}, which is not one of the prompt's tools ({names})", None
+    try:
+        call = json.loads(answer.text.strip())
+    except ValueError as exc:
+        return 0.0, f"expected {what}; the answer is not JSON ({exc.msg})", None
+    if not (isinstance(call, dict) and isinstance(call.get("name"), str) and isinstance(call.get("arguments"), dict)):
+        return 0.0, f'expected {what}; the answer is not {{"name": ..., "arguments": {{...}}}}', None
+    name, arguments = call["name"], call["arguments"]
+    if wanted is not None and name != wanted:
+        return 0.0, f"expected {what}; the answer calls {name}", None
+    tool = next((t for t in contract.tools if t.name == name), None)
+    if tool is None:
+        return 0.0, f"expected {what}; the answer calls {name}, which is not one of the prompt's tools", None
+    errors = validation_errors(arguments, tool.parameters, "$.arguments")
+    if errors:
+        return 0.0, f"expected a valid call of {name}: {errors[0]}", None
+    want = assertion.get("arguments")
+    if want is not None and (why := _subset_mismatch(want, arguments, "$.arguments")) is not None:
+        return 0.0, f"expected a call of {name} with {json.dumps(want)}: {why}", None
+    return 1.0, f"expected {what}" + (f" with {json.dumps(want)}" if want is not None else ""), None
 
 
 def levenshtein_similarity(a: str, b: str) -> float:
@@ -327,12 +379,14 @@ def _clamp(score: Any) -> float:
 
 
 async def _outcome(kind: str, assertion: Mapping[str, Any], answer: Answer, case: Mapping[str, Any], tools: Tools,
-                   threshold: float) -> Outcome:
+                   threshold: float, contract: Contract) -> Outcome:
     value = assertion.get("value")
     text = answer.text.strip()
     kind = ALIASES.get(kind, kind)
     if kind == "json-schema":
-        return _json_schema(value, answer, tools)
+        return _json_schema(value, answer, tools, contract)
+    if kind == "tool-call":
+        return _tool_call(assertion, answer, contract)
     if kind == "levenshtein":
         score = levenshtein_similarity(text, str(value).strip())
         return score, f"expected answer close to {value!r} (similarity {score:.2f}, needs {threshold:.2f})", None
@@ -354,8 +408,9 @@ async def _outcome(kind: str, assertion: Mapping[str, Any], answer: Answer, case
 
 
 async def check(assertion: Mapping[str, Any], answer: Answer, case: Mapping[str, Any] | None = None,
-                tools: Tools | None = None) -> AssertionResult:
-    """Evaluate one assertion against an answer. `case` is the test case as a mapping (name, vars, ...).
+                tools: Tools | None = None, *, contract: Contract | None = None) -> AssertionResult:
+    """Evaluate one assertion against an answer. `case` is the test case as a mapping (name, vars, ...);
+    `contract` is the prompt's output contract (its answer schema and tools; None: it has none).
 
     A wrong assertion (a non-number bound, an unreadable schema file) is a failed result that says
     why, never an exception, so one bad assertion cannot stop a run.
@@ -366,7 +421,8 @@ async def check(assertion: Mapping[str, Any], answer: Answer, case: Mapping[str,
     given = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
     threshold = given if given is not None else DEFAULT_THRESHOLDS.get(kind, 1.0)
     try:
-        score, reason, own = await _outcome(kind, assertion, answer, case or {}, tools or Tools(), threshold)
+        score, reason, own = await _outcome(kind, assertion, answer, case or {}, tools or Tools(), threshold,
+                                            contract or Contract())
     except PromptOpsError as exc:
         score, reason, own = 0.0, exc.message, None
     passed = own if own is not None and given is None else score >= threshold
@@ -394,9 +450,10 @@ def case_score(results: Sequence[AssertionResult], threshold: float | None = Non
 
 
 async def check_all(assertions: Sequence[Mapping[str, Any]], answer: Answer, case: Mapping[str, Any] | None = None,
-                    tools: Tools | None = None, *, threshold: float | None = None) -> CaseScore:
+                    tools: Tools | None = None, *, threshold: float | None = None,
+                    contract: Contract | None = None) -> CaseScore:
     """Every assertion of a case (concurrently: embeddings and judge calls overlap), scored together."""
-    results = tuple(await asyncio.gather(*(check(a, answer, case, tools) for a in assertions)))
+    results = tuple(await asyncio.gather(*(check(a, answer, case, tools, contract=contract) for a in assertions)))
     score, passed = case_score(results, threshold)
     return CaseScore(results, score, passed)
 

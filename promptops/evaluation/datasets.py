@@ -42,6 +42,7 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CASE_KEYS = ("name", "vars", "assert", "repeat", "min_pass_rate", "threshold")
 MAX_PROBLEMS_PER_FILE = 20
 _NUMERIC_TYPES = frozenset({"min-length", "max-length", "latency-ms", "latency", "tokens"})
+_BARE = frozenset({"is-json", "json-schema", "tool-call"})  # need no value (json-schema: the prompt's own schema)
 _SHORTHAND = re.compile(r"(?P<type>[a-z][a-z-]*)(?:\((?P<threshold>\d*\.?\d+)\))?(?::[ \t]?(?P<value>.*))?", re.S)
 
 Opener = Callable[[str], IO[bytes]]
@@ -78,7 +79,7 @@ class DatasetError(PromptOpsError):
 def expected_assertion(text: str) -> dict[str, Any]:
     """The assertion an `__expected` cell stands for: `TYPE: VALUE`, `TYPE(THRESHOLD): VALUE`, else equals."""
     match = _SHORTHAND.fullmatch(text)
-    if not match or match["type"] not in ASSERTION_TYPES or (match["value"] is None and match["type"] != "is-json"):
+    if not match or match["type"] not in ASSERTION_TYPES or (match["value"] is None and match["type"] not in _BARE):
         return {"type": "equals", "value": text}
     kind, value = match["type"], match["value"]
     out: dict[str, Any] = {"type": kind}

@@ -1,4 +1,8 @@
-"""Reports of run records: JUnit XML for CI, and a self-contained HTML page for people."""
+"""Reports of run records: JUnit XML for CI, and a self-contained HTML page for people.
+
+Both say, for a prompt with an output contract, how many answers parsed and satisfied it
+(`RunRecord.conformance`): the HTML page in the run's summary line, JUnit as testsuite properties.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +57,8 @@ def junit_xml(runs: Sequence[RunRecord], suite: str = "promptops") -> str:
     A case run once reports each failed assertion (message = its reason, type = its type) and its
     answer as system-out; a repeated case is one testcase that fails when its pass rate is under its
     min_pass_rate, listing the failed attempts. The model's token counts are the testcase's
-    `properties`; runs on several models name their suites `prompt@version on model`.
+    `properties`, and a contract's counts (`structured_answers`, `structured_parsed`, `structured_valid`)
+    the testsuite's; runs on several models name their suites `prompt@version on model`.
     """
     root = ElementTree.Element("testsuites", name=suite)
     several_models = len({run.model for run in runs}) > 1
@@ -64,6 +69,11 @@ def junit_xml(runs: Sequence[RunRecord], suite: str = "promptops") -> str:
         node = ElementTree.SubElement(root, "testsuite", name=name, tests=str(len(run.cases)),
                                       failures=str(failures), errors=str(errors),
                                       time=f"{sum(c.latency_ms for c in run.cases) / 1000:.3f}")
+        if (conformance := run.conformance) is not None:
+            properties = ElementTree.SubElement(node, "properties")
+            for key in ("answers", "parsed", "valid"):
+                ElementTree.SubElement(properties, "property", name=f"structured_{key}",
+                                       value=str(getattr(conformance, key)))
         for case in run.cases:
             item = ElementTree.SubElement(node, "testcase", classname=name, name=case.name,
                                           time=f"{case.latency_ms / 1000:.3f}")
@@ -124,6 +134,7 @@ details summary { cursor: pointer; }
   <span>cases passed <b>{{ passed }}/{{ run.cases|length }}</b> ({{ pct(run.pass_rate) }})</span>
   <span>attempts passed {{ pct(run.attempt_pass_rate) }}</span>
   <span>score <b>{{ num(run.score) }}</b></span>
+  {% if run.conformance %}<span>structured answers {{ run.conformance.text() }}</span>{% endif %}
 </div>
 {% if comparison %}
 <h2>Compared with {{ comparison.base.prompt }}@{{ comparison.base.version }}
@@ -155,7 +166,9 @@ details summary { cursor: pointer; }
 <details{% if not attempt.passed %} open{% endif %}>
 <summary>{% if case.attempts|length > 1 %}#{{ loop.index }} {% endif %}{{ mark(attempt.passed) }}
   <span class="muted">{{ '%.0f'|format(attempt.latency_ms) }} ms
-  {%- if attempt.completion_tokens is not none %} · {{ attempt.completion_tokens }} tokens{% endif %}</span></summary>
+  {%- if attempt.completion_tokens is not none %} · {{ attempt.completion_tokens }} tokens{% endif %}
+  {%- if attempt.parsed is not none and not attempt.valid %} · {{ 'invalid' if attempt.parsed else 'unparsable' }}
+  {%- endif %}</span></summary>
 {% if attempt.error %}<pre class="fail">{{ attempt.error }}</pre>{% else %}<pre>{{ attempt.answer }}</pre>{% endif %}
 {% if attempt.assertions %}
 <table>

@@ -13,6 +13,10 @@ scores every attempt with `promptops.evaluation.assertions.check_all`, and retur
 - **Bounded.** At most `concurrency` attempts talk to the model at once, and at most
   `READ_AHEAD * concurrency` cases are read ahead of the answers, so a large dataset is never held
   in memory; what is kept is the run record itself (every attempt's answer and verdict).
+- **Output contract.** A prompt with one (`response_format`, `tools`: promptops.prompt.outputs) is
+  answered under it (the pipeline puts it in the sampling parameters); each attempt records whether
+  its answer parsed and satisfied it (`Contract.read`), the run counts them (`RunRecord.conformance`),
+  and `json-schema`/`tool-call` assertions check against it.
 - **Models for assertions** come through `Tools`: `embedder` binds `InferenceClient.embed` to the
   embeddings model (`similar`), `judge_for` runs the judge prompt (`prompts/judge.json`) through the
   chat pipeline (`llm-rubric`).
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +40,9 @@ from promptops.errors import PromptOpsError
 from promptops.evaluation.assertions import Embed, Judge, Tools, check_all, judge_with
 from promptops.evaluation.datasets import Case, Opener, iter_cases
 from promptops.evaluation.reports import junit_xml
-from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
+from promptops.evaluation.runs import Attempt, CaseRecord, Conformance, RunRecord
 from promptops.prompt.model import Prompt
+from promptops.prompt.outputs import Contract
 from promptops.triton.client import Embeddings
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
@@ -122,13 +128,29 @@ def judge_for(client: Streamer, load: Callable[[], Prompt], default_model: str, 
     return judge_with(complete)
 
 
+def structure(contract: Contract | None, text: str) -> tuple[bool, bool] | None:
+    """(parsed, valid) of an answer under `contract`: parsed is JSON that loads (a regex or choice contract:
+    the text matches), valid satisfies the whole contract. None without a contract to check."""
+    if contract is None or (read := contract.read(text)) is None:
+        return None
+    if contract.kind in ("regex", "choice") and not contract.callable_tools:
+        return read.valid, read.valid
+    try:
+        json.loads(text)
+    except ValueError:
+        return False, False
+    return True, read.valid
+
+
 async def _attempt(client: Streamer, prepared: chat.Prepared, case: Case, facts: Mapping[str, Any],
                    tools: Tools) -> Attempt:
     try:
         answer = await chat.complete(client, prepared)
     except PromptOpsError as exc:  # InferenceError included: Triton down, unknown model, timeout
         return Attempt.failed(exc.message)
-    return Attempt.scored(answer, await check_all(case.assertions, answer, facts, tools, threshold=case.threshold))
+    verdict = await check_all(case.assertions, answer, facts, tools, threshold=case.threshold,
+                              contract=prepared.contract)
+    return Attempt.scored(answer, verdict, structure(prepared.contract, answer.text))
 
 
 @dataclass
@@ -242,6 +264,7 @@ class RunSummary:
     prompt_tokens: int
     completion_tokens: int
     errors: int
+    structured: Conformance | None = None  # answers that parsed / satisfied the output contract (None: no contract)
 
     @classmethod
     def of(cls, run: RunRecord) -> RunSummary:
@@ -251,14 +274,15 @@ class RunSummary:
         return cls(run.prompt, run.version, run.model, len(run.cases), sum(1 for c in run.cases if c.passed),
                    run.pass_rate, run.attempt_pass_rate, run.score, p50,
                    sum(a.prompt_tokens or 0 for a in answered), sum(a.completion_tokens or 0 for a in answered),
-                   sum(1 for a in attempts if a.error is not None))
+                   sum(1 for a in attempts if a.error is not None), run.conformance)
 
     def to_dict(self) -> dict[str, Any]:
         return {"prompt": self.prompt, "version": self.version, "model": self.model, "cases": self.cases,
                 "passed": self.passed, "pass_rate": self.pass_rate, "attempt_pass_rate": self.attempt_pass_rate,
                 "score": self.score, "p50_ms": None if self.p50_ms is None else round(self.p50_ms, 1),
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "errors": self.errors}
+                "errors": self.errors,
+                "structured": None if self.structured is None else self.structured.to_dict()}
 
 
 def shown_attempt(case: CaseRecord) -> Attempt:
@@ -278,4 +302,4 @@ def why_failed(case: CaseRecord) -> str:
 
 
 __all__ = ["EMBEDDING_MODEL", "RunSummary", "Target", "commit_opener", "embedder", "shown_attempt", "judge_for",
-           "junit_xml", "models_for", "on_model", "run_tests", "why_failed", "with_cases_of"]
+           "junit_xml", "models_for", "on_model", "run_tests", "structure", "why_failed", "with_cases_of"]

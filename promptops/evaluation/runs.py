@@ -3,6 +3,8 @@
 A record is one JSON file, `<UTC timestamp>-<prompt>.json` (e.g. `20260301T101502123Z-support.json`),
 written atomically. A case run `repeat` times keeps every attempt and passes when its pass rate
 reaches its `min_pass_rate` (1.0 unless set): the rate is measured and recorded, never hidden.
+For a prompt with an output contract (promptops.prompt.outputs) each attempt also records whether its
+answer parsed and satisfied the contract, and the run counts them (`RunRecord.conformance`).
 """
 
 from __future__ import annotations
@@ -45,13 +47,18 @@ class Attempt:
     score: float = 0.0
     passed: bool = False
     error: str | None = None
+    parsed: bool | None = None  # under an output contract: the answer parsed (JSON, or matched regex/choice)
+    valid: bool | None = None  # ... and satisfied the contract (schema, tools); both None without a contract
 
     @classmethod
-    def scored(cls, answer: Answer, verdict: CaseScore) -> Attempt:
-        """An answered attempt, from what the model said and what the assertions made of it."""
+    def scored(cls, answer: Answer, verdict: CaseScore, structure: tuple[bool, bool] | None = None) -> Attempt:
+        """An answered attempt, from what the model said, what the assertions made of it and, under an
+        output contract, whether the answer (parsed, valid)."""
         first_token_ms = None if answer.ttft_s is None else answer.ttft_s * 1000
+        parsed, valid = structure if structure is not None else (None, None)
         return cls(answer.text, answer.latency_ms, first_token_ms, answer.prompt_tokens, answer.completion_tokens,
-                   answer.finish_reason, list(verdict.assertions), verdict.score, verdict.passed)
+                   answer.finish_reason, list(verdict.assertions), verdict.score, verdict.passed,
+                   parsed=parsed, valid=valid)
 
     @classmethod
     def failed(cls, error: str, latency_ms: float = 0.0) -> Attempt:
@@ -62,14 +69,15 @@ class Attempt:
         return {"answer": self.answer, "latency_ms": self.latency_ms, "first_token_ms": self.first_token_ms,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "finish_reason": self.finish_reason, "score": self.score, "passed": self.passed,
-                "error": self.error, "assertions": [a.to_dict() for a in self.assertions]}
+                "error": self.error, "parsed": self.parsed, "valid": self.valid,
+                "assertions": [a.to_dict() for a in self.assertions]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Attempt:
         return cls(str(data.get("answer", "")), float(data.get("latency_ms", 0.0)), data.get("first_token_ms"),
                    data.get("prompt_tokens"), data.get("completion_tokens"), data.get("finish_reason"),
                    [AssertionResult.from_dict(a) for a in data.get("assertions", [])], float(data.get("score", 0.0)),
-                   bool(data.get("passed", False)), data.get("error"))
+                   bool(data.get("passed", False)), data.get("error"), data.get("parsed"), data.get("valid"))
 
 
 @dataclass
@@ -125,6 +133,32 @@ class CaseRecord:
                    float(data.get("min_pass_rate", 1.0)), [Attempt.from_dict(a) for a in data.get("attempts", [])])
 
 
+@dataclass(frozen=True)
+class Conformance:
+    """How many answers under an output contract parsed, and how many satisfied it."""
+
+    answers: int
+    parsed: int
+    valid: int
+
+    @classmethod
+    def of(cls, attempts: Sequence[Attempt]) -> Conformance | None:
+        """The count over the attempts that were checked; None when none was (no contract)."""
+        checked = [a for a in attempts if a.parsed is not None]
+        if not checked:
+            return None
+        return cls(len(checked), sum(1 for a in checked if a.parsed), sum(1 for a in checked if a.valid))
+
+    def text(self) -> str:
+        """e.g. `parsed 20/20 (100%), valid 19/20 (95%)`."""
+        return (f"parsed {self.parsed}/{self.answers} ({self.parsed / self.answers:.0%}), "
+                f"valid {self.valid}/{self.answers} ({self.valid / self.answers:.0%})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answers": self.answers, "parsed": self.parsed, "valid": self.valid,
+                "parse_rate": self.parsed / self.answers, "valid_rate": self.valid / self.answers}
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -163,6 +197,11 @@ class RunRecord:
     def passed(self) -> bool:
         return all(c.passed for c in self.cases)
 
+    @property
+    def conformance(self) -> Conformance | None:
+        """How many answers parsed and satisfied the prompt's output contract (None: it has none)."""
+        return Conformance.of([a for c in self.cases for a in c.attempts])
+
     def to_dict(self) -> dict[str, Any]:
         """The file's content; the summary figures are written for readers and recomputed on load."""
         return {"format": FORMAT, "id": self.id, "prompt": self.prompt, "version": self.version,
@@ -170,7 +209,8 @@ class RunRecord:
                 "started_at": _timestamp(self.started_at), "duration_ms": self.duration_ms,
                 "summary": {"cases": len(self.cases), "passed": sum(1 for c in self.cases if c.passed),
                             "pass_rate": self.pass_rate, "attempt_pass_rate": self.attempt_pass_rate,
-                            "score": self.score},
+                            "score": self.score,
+                            "structured": None if self.conformance is None else self.conformance.to_dict()},
                 "cases": [c.to_dict() for c in self.cases]}
 
     @classmethod

@@ -59,13 +59,21 @@ class ChatTemplate:
     special_tokens: Mapping[str, str] = field(default_factory=dict)
     origin: str = "<inline>"
 
-    def apply(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True) -> str:
-        """The prompt text for `messages`, as transformers' `apply_chat_template(tokenize=False)` gives it."""
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the template reads `tools` (transformers passes a prompt's tools only to such templates)."""
+        return "tools" in self.source
+
+    def apply(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True,
+              tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """The prompt text for `messages` (and OpenAI `tools`), as transformers'
+        `apply_chat_template(tokenize=False)` gives it."""
         import jinja2
 
         compiled = _compile(self.source, self.origin)
         try:
-            return compiled.render(messages=[dict(m) for m in messages], tools=None, documents=None,
+            return compiled.render(messages=[dict(m) for m in messages], tools=list(tools) if tools else None,
+                                   documents=None,
                                    add_generation_prompt=add_generation_prompt, **self.special_tokens)
         except jinja2.TemplateError as exc:
             raise ChatTemplateError(f"the chat template of {self.origin} failed: {exc}",

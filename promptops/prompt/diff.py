@@ -1,10 +1,14 @@
 """Semantic diff of two prompt versions, rendered as text, Markdown (PR comments) or JSON.
 
+The output contract (`response_format`, `tools`, `tool_choice`) is compared by meaning, not as JSON: each
+difference is one line marked BREAKING or compatible (promptops.prompt.compat says which is which).
+
 Pure: no git, no files, no printing. Callers pass prompts (or raw bytes via `diff_changes`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections.abc import Sequence
@@ -12,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from promptops.errors import PromptOpsError
+from promptops.prompt.compat import ContractChange, contract_changes
+from promptops.prompt.compat import summary as contract_summary
 from promptops.prompt.model import Prompt
 from promptops.prompt.render import render
 
@@ -53,10 +59,16 @@ class PromptDiff:
     rendered: TextDiff | None = None
     tests_changed: bool = False
     problems: list[str] = field(default_factory=list)
+    contract: list[ContractChange] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return self.status != "unchanged"
+
+    @property
+    def breaking(self) -> list[ContractChange]:
+        """The contract changes that break applications reading the answers."""
+        return [c for c in self.contract if c.breaking]
 
 
 def _unified(old: str | None, new: str | None, label: str, old_label: str, new_label: str) -> str:
@@ -116,9 +128,10 @@ def diff_prompts(name: str, old: Prompt | None, new: Prompt | None, *, old_label
     rendered_diff = _unified(before, after, "rendered", old_label, new_label)
     rendered = TextDiff("rendered", rendered_diff) if rendered_diff else None
     tests_changed = (old.tests if old else []) != (new.tests if new else [])
+    contract = contract_changes(old.document if old else None, new.document if new else None)
     if status == "modified" and not (config or text or rendered or tests_changed) and old.document == new.document:
         status = "unchanged"
-    return PromptDiff(name, status, old_label, new_label, config, text, rendered, tests_changed)
+    return PromptDiff(name, status, old_label, new_label, config, text, rendered, tests_changed, contract=contract)
 
 
 def diff_changes(changes: Sequence[Change], *, base_label: str = "base", head_label: str = "head",
@@ -136,8 +149,7 @@ def diff_changes(changes: Sequence[Change], *, base_label: str = "base", head_la
         diff = diff_prompts(change.name, change.old, change.new, old_label=base_label, new_label=head_label,
                             chat_template=chat_template, default_model=default_model)
         status = change.status if diff.status != "unchanged" or problems else diff.status
-        diffs.append(PromptDiff(diff.name, status, diff.old_label, diff.new_label, diff.config, diff.text,
-                                diff.rendered, diff.tests_changed, problems))
+        diffs.append(dataclasses.replace(diff, status=status, problems=problems))
     return diffs
 
 
@@ -163,6 +175,19 @@ def _colour(diff: str, color: bool) -> str:
     return "\n".join(out)
 
 
+def contract_lines(changes: Sequence[ContractChange], color: bool = False) -> list[str]:
+    """`contract: 1 breaking, 1 compatible` and one indented line per change (none when nothing changed)."""
+    if not changes:
+        return []
+    lines = [f"  contract: {contract_summary(changes)}"]
+    for c in changes:
+        verdict = f"{c.verdict:<10}"
+        if color:
+            verdict = f"{_RED if c.breaking else _GREEN}{verdict}{_RESET}"
+        lines.append(f"    {verdict}  {c.path}: {c.message}")
+    return lines
+
+
 def to_text(diffs: Sequence[PromptDiff], color: bool = False) -> str:
     """A terminal report: one section per prompt (ANSI colours when `color`)."""
     if not any(d.changed for d in diffs):
@@ -175,6 +200,7 @@ def to_text(diffs: Sequence[PromptDiff], color: bool = False) -> str:
         if d.config:
             parts.append("  config:")
             parts += [f"    {c.key}: {_value(c.old)} -> {_value(c.new)}" for c in d.config]
+        parts += contract_lines(d.contract, color)
         parts += [_colour(t.diff, color) for t in d.text]
         if d.rendered:
             parts.append(_colour(d.rendered.diff, color))
@@ -199,8 +225,21 @@ def _details(summary: str, body: str) -> list[str]:
     return ["<details>", f"<summary>{summary}</summary>", "", body, "", "</details>"]
 
 
-def to_markdown(diffs: Sequence[PromptDiff]) -> str:
-    """A PR comment: a summary line, then one collapsible section per changed part of each prompt."""
+def contract_markdown(changes: Sequence[ContractChange], *, title: bool = True) -> list[str]:
+    """A table of contract changes, breaking ones marked (not collapsed: a reviewer must see them), under a
+    `**Contract changes** (1 breaking, 0 compatible)` line unless `title` is False."""
+    if not changes:
+        return []
+    rows = [f"| {':boom: **BREAKING**' if c.breaking else 'compatible'} | `{c.path}` | "
+            f"{c.message.replace('|', chr(92) + '|')} |" for c in changes]
+    heading = [f"**Contract changes** ({contract_summary(changes)})", ""] if title else []
+    return [*heading, "| | where | change |", "|---|---|---|", *rows, ""]
+
+
+def to_markdown(diffs: Sequence[PromptDiff], *, contract: bool = True) -> str:
+    """A PR comment: a summary line, then one collapsible section per changed part of each prompt.
+
+    `contract=False` leaves out the contract tables (the review report has its own section)."""
     changed = [d for d in diffs if d.changed]
     if not changed:
         return "### Prompt changes\n\nNo prompt changes.\n"
@@ -208,6 +247,10 @@ def to_markdown(diffs: Sequence[PromptDiff]) -> str:
     for d in changed:
         lines += [f"#### `{d.name}`: {d.status} ({d.old_label} → {d.new_label})", ""]
         lines += [f"> :warning: {p}" for p in d.problems] + ([""] if d.problems else [])
+        if contract:
+            lines += contract_markdown(d.contract)
+        elif d.contract:
+            lines += [f"Contract: {contract_summary(d.contract)} (see *Contract changes*).", ""]
         if d.config:
             table = "| key | old | new |\n|---|---|---|\n" + "\n".join(
                 f"| `{c.key}` | {_cell(c.old)} | {_cell(c.new)} |" for c in d.config)
@@ -229,5 +272,7 @@ def to_json(diffs: Sequence[PromptDiff]) -> str:
         "config": [{"key": c.key, "old": c.old, "new": c.new} for c in d.config],
         "text": [{"field": t.field, "diff": t.diff} for t in d.text],
         "rendered": d.rendered.diff if d.rendered else None,
-        "tests_changed": d.tests_changed, "problems": d.problems} for d in diffs]},
+        "tests_changed": d.tests_changed, "problems": d.problems,
+        "contract": [{"path": c.path, "kind": c.kind, "breaking": c.breaking, "message": c.message}
+                     for c in d.contract]} for d in diffs]},
         indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -6,10 +6,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from promptops.prompt.outputs import Contract
 
 RESERVED_KEYS = frozenset({"$schema", "description", "model", "models", "config", "template", "messages",
-                           "turn_template", "tests"})
+                           "turn_template", "tests", "response_format", "tools", "tool_choice"})
 RUNTIME_VARIABLES = ("user", "history")
 DEFAULT_TURN_TEMPLATE = "{role}: {content}\n"
 _NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
@@ -34,6 +37,27 @@ NEW_PROMPT: dict[str, Any] = {
         {"role": "system", "content": "{system}"},
         {"role": "user", "content": "{user}"},
     ],
+}
+
+# What `promptops new --json` writes: the same chat prompt, answering JSON under a small schema that the
+# model server enforces while it decodes (promptops.prompt.outputs). The answer's maxLength (which xgrammar
+# enforces) keeps the JSON within max_tokens, so it always closes.
+NEW_JSON_PROMPT: dict[str, Any] = {
+    "description": "",
+    "config": {"temperature": 0, "max_tokens": 256},
+    "system": "You are a helpful assistant. Answer in JSON: the answer in one short sentence, "
+              "and your confidence in it from 0 to 1.",
+    "messages": [
+        {"role": "system", "content": "{system}"},
+        {"role": "user", "content": "{user}"},
+    ],
+    "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "maxLength": 300},
+                       "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+        "required": ["answer", "confidence"],
+        "additionalProperties": False,
+    }}},
 }
 
 
@@ -76,6 +100,13 @@ class Prompt:
     @property
     def description(self) -> str:
         return str(self.document.get("description", ""))
+
+    @property
+    def contract(self) -> Contract:
+        """The output contract: `response_format`, `tools` and `tool_choice` (promptops.prompt.outputs)."""
+        from promptops.prompt.outputs import of
+
+        return of(self.document)
 
     @property
     def tests(self) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from promptops.prompt.model import RUNTIME_VARIABLES, Prompt
 
 if TYPE_CHECKING:
     from promptops.prompt.chat_template import ChatTemplate
+    from promptops.prompt.outputs import Contract
 
 # A chat template, or a function from a Triton model name to its chat template.
 ChatTemplateSource = Union["ChatTemplate", Callable[[str], "ChatTemplate"]]
@@ -135,10 +136,11 @@ def _values(prompt: Prompt, variables: Mapping[str, str] | None, history: str | 
 
 
 def chat_messages(prompt: Prompt, variables: Mapping[str, str] | None = None,
-                  history: Sequence[Turn] = ()) -> list[dict[str, str]]:
+                  history: Sequence[Turn] = (), after: Sequence[Turn] = ()) -> list[dict[str, str]]:
     """A chat prompt's messages with placeholders filled and `history` inserted: what the chat template gets.
 
     History goes where the prompt has `{"history": true}`; without one, before the last user message.
+    `after` are the turns that followed the caller's message (a tool call and its results) and go last.
     """
     values = _values(prompt, variables)
     entries = prompt.messages
@@ -154,7 +156,18 @@ def chat_messages(prompt: Prompt, variables: Mapping[str, str] | None = None,
             out.append({"role": str(entry["role"]), "content": substitute(str(entry["content"]), values)})
     if at >= len(entries):
         out += past
-    return out
+    return out + [{"role": t.role, "content": t.content} for t in after]
+
+
+def with_tools(messages: list[dict[str, str]], contract: Contract) -> list[dict[str, str]]:
+    """Messages for a template that cannot take `tools`: the tools' instructions join the system message
+    (one is added first when there is none) and tool results become user turns that say so."""
+    note = contract.instructions()
+    out = [{"role": "user", "content": f"Tool result: {m['content']}"} if m["role"] == "tool" else m
+           for m in messages]
+    if out and out[0]["role"] == "system":
+        return [{"role": "system", "content": f"{out[0]['content']}\n\n{note}".lstrip()}, *out[1:]]
+    return [{"role": "system", "content": note}, *out]
 
 
 def _chat_template(prompt: Prompt, source: ChatTemplateSource | None, default_model: str | None) -> ChatTemplate:
@@ -172,18 +185,27 @@ def _chat_template(prompt: Prompt, source: ChatTemplateSource | None, default_mo
 
 
 def render(prompt: Prompt, variables: Mapping[str, str] | None = None, history: Sequence[Turn] = (), *,
-           chat_template: ChatTemplateSource | None = None, default_model: str | None = None) -> str:
+           chat_template: ChatTemplateSource | None = None, default_model: str | None = None,
+           after: Sequence[Turn] = (), contract: Contract | None = None) -> str:
     """The exact text sent to the model: fields, overridden by `variables`, plus runtime variables.
 
     `user` defaults to the file's `user` field (or ""), `history` to the rendered turns.
     A chat prompt is rendered by `chat_template` (a ChatTemplate, or a function from model name
     to one); by default the template of the prompt's `model`, else of `default_model`, is read from
     the model repository (cached per model): the caller knows which model serves the prompt.
-    Template prompts ignore both.
+    The prompt's callable tools go to the template as `tools` where it reads them, else into the
+    system message (`with_tools`); `after` (a tool call and its results) follows the last message.
+    `contract` replaces the prompt's own (a caller's tools where the prompt declares none).
+    Template prompts ignore chat templates and `after`.
     """
     if prompt.is_chat:
-        messages = chat_messages(prompt, variables, history)
-        text = _chat_template(prompt, chat_template, default_model).apply(messages)
+        messages = chat_messages(prompt, variables, history, after)
+        template = _chat_template(prompt, chat_template, default_model)
+        contract = contract or prompt.contract
+        tools = [tool.openai() for tool in contract.callable_tools]
+        if tools and not template.supports_tools:
+            messages, tools = with_tools(messages, contract), []
+        text = template.apply(messages, tools=tools)
     else:
         values = _values(prompt, variables, render_history(prompt, history) if history else None)
         text = substitute(prompt.template, values)

@@ -89,6 +89,12 @@ _KEYS = (
 KEYS: dict[str, Key] = {key.name: key for key in _KEYS}
 # Keys NVIDIA's backend takes out of sampling_parameters before building SamplingParams.
 BACKEND_KEYS = ("lora_name", "guided_decoding")
+# vLLM's StructuredOutputsParams (0.32): exactly one constraint, plus options. The value of the
+# `structured_outputs` key (a JSON string, or an object) and of `guided_decoding` holds these fields.
+STRUCTURED_CONSTRAINTS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
+STRUCTURED_OPTIONS = ("disable_any_whitespace", "disable_additional_properties", "whitespace_pattern")
+# guided_decoding's `backend`: NVIDIA's backend accepts only these (the engine picks the backend).
+GUIDED_BACKENDS = ("xgrammar", "xgrammar:no-fallback", "auto", "xgrammar:_auto")
 # SamplingParams fields a request cannot set, and why.
 NOT_ACCEPTED = {
     "output_kind": "the backend decides how outputs are streamed (per-token deltas)",
@@ -238,6 +244,32 @@ def parse(raw: str | bytes | Mapping[str, Any] | None, extra: Mapping[str, Any] 
         elif value is not None:
             out[name] = coerce(name, value)
     return out
+
+
+def structured_outputs(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Take `structured_outputs` and `guided_decoding` out of parsed `kwargs`; return the one constraint's
+    StructuredOutputsParams fields (None when neither is set), as NVIDIA's backend and vLLM check them:
+    guided_decoding is the same fields plus a `backend` that may only be xgrammar/auto, structured_outputs
+    wins when both are sent, unknown fields and zero or several constraints are errors (ValueError)."""
+    guided = kwargs.pop("guided_decoding", None)
+    fields = kwargs.pop("structured_outputs", None)
+    if guided is not None:
+        guided = dict(guided)
+        backend = guided.pop("backend", None)
+        if backend is not None and backend not in GUIDED_BACKENDS:
+            raise ValueError(f"guided_decoding.backend is no longer supported request-level. Provided: {backend}")
+        fields = guided if fields is None else fields
+    if fields is None:
+        return None
+    unknown = sorted(set(fields) - set(STRUCTURED_CONSTRAINTS) - set(STRUCTURED_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown structured_outputs field {unknown[0]!r}; one of "
+                         f"{', '.join(STRUCTURED_CONSTRAINTS)} is the constraint")
+    count = sum(fields.get(name) is not None for name in STRUCTURED_CONSTRAINTS)
+    if count != 1:
+        raise ValueError(f"structured_outputs needs exactly one kind of constraint, got {count}: "
+                         f"{', '.join(STRUCTURED_CONSTRAINTS)}")
+    return dict(fields)
 
 
 def normalise(params: Mapping[str, Any] | None) -> dict[str, Any]:

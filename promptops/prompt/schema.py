@@ -1,4 +1,4 @@
-"""Validation of prompt files: JSON syntax, JSON Schema, names and placeholders.
+"""Validation of prompt files: JSON syntax, JSON Schema, names, placeholders and the output contract.
 
 Every finding is a located `Problem` (file, JSON path, line/column where known,
 and the fix). `load_prompt_bytes` is the one entry point every reader uses.
@@ -191,7 +191,8 @@ def _schema_problems(document: Any, file: str, text: str) -> list[Problem]:
                 re.search(p, k) for p in error.schema.get("patternProperties", {}))]
             for extra in extras:
                 where = ("config" if parts == ["config"] else "a test case" if "tests" in parts
-                         else "a message" if "messages" in parts else "a prompt")
+                         else "a message" if "messages" in parts else path if parts[:1] and parts[0] in CONTRACT_KEYS
+                         else "a prompt")
                 hint = _suggest(extra, allowed) or ("fields are named with letters, digits and _" if not parts else
                                                     f"allowed keys: {', '.join(sorted(allowed))}")
                 problems.append(Problem(file, f"unknown key '{extra}' in {where}", json_path([*parts, extra]),
@@ -213,6 +214,67 @@ def _schema_problems(document: Any, file: str, text: str) -> list[Problem]:
         else:
             message = f"{path}: {error.message}"
         problems.append(Problem(file, message, path, line, fix=fix, code=f"schema-{error.validator}"))
+    return problems
+
+
+CONTRACT_KEYS = ("response_format", "tools", "tool_choice")
+_CONSTRAINTS = ("structured_outputs", "guided_decoding")
+
+
+def _pointer_parts(document: Any, pointer: str) -> list[Any]:
+    """A JSON pointer's keys and indexes (indexes where the document has a list there), for json_path/line_of."""
+    parts: list[Any] = []
+    node = document
+    for raw in pointer.split("/")[1:]:
+        key = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list) and key.isdigit():
+            part: Any = int(key)
+            node = node[part] if part < len(node) else None
+        else:
+            part, node = key, node.get(key) if isinstance(node, dict) else None
+        parts.append(part)
+    return parts
+
+
+def _contract_code(message: str) -> str:
+    if message.startswith("not a valid JSON Schema"):
+        return "contract-schema"
+    return "contract-unsupported" if message.startswith("xgrammar") else "contract-tools"
+
+
+def _contract_problems(document: dict[str, Any], file: str, text: str) -> list[Problem]:
+    """The output contract's checks the prompt schema cannot say: embedded schemas (valid, and enforced by the
+    model server's engine), tool names, tools on a chat prompt only, and no second constraint in config."""
+    # Imported here, and only for a prompt with a contract: `validate` on 1,000 plain prompts must not pay for
+    # jsonschema's import (outputs imports it to check the embedded schemas).
+    from promptops.prompt.outputs import contract_problems
+
+    found: list[tuple[str, str, str | None, str, str]] = [  # (pointer, message, fix, code, severity)
+        (pointer, message, fix, _contract_code(message), "error")
+        for pointer, message, fix in contract_problems(document)]
+    if document.get("tools") and "messages" not in document:
+        found.append(("/tools", "tools need a chat prompt: a template prompt has no place for tool calls",
+                      "write the prompt as messages: a chat prompt, rendered by the model's chat template",
+                      "contract-tools", "error"))
+    fmt = document.get("response_format") or {}
+    constrained = "response_format" if fmt.get("type", "text") != "text" else "tools" if document.get("tools") else ""
+    config = document.get("config")
+    for key in _CONSTRAINTS if constrained and isinstance(config, dict) else ():
+        if key in config:
+            message = f"config.{key} and {constrained} both constrain the answer: they would conflict"
+            verb = "is" if constrained == "response_format" else "are"
+            fix = f"drop config.{key}; {constrained} {verb} enforced by the model server"
+            found.append((f"/config/{key}", message, fix, "contract-conflict", "error"))
+    for key in ("json_schema", "regex", "choice"):
+        if key in fmt and fmt.get("type") != key:
+            found.append((f"/response_format/{key}", f"response_format.{key} is ignored: the type is "
+                                                     f"{fmt.get('type')!r}", f'set "type": "{key}", or drop {key}',
+                          "contract-ignored", "warning"))
+    problems = []
+    for pointer, message, fix, code, severity in found:
+        parts = _pointer_parts(document, pointer)
+        problems.append(Problem(file, message, json_path(parts), line_of(text, parts), severity=severity, fix=fix,
+                                code=code))
     return problems
 
 
@@ -283,6 +345,11 @@ def check_bytes(data: bytes, name: str, file: str) -> tuple[Prompt | None, list[
         checked["config"] = normalise_config(document["config"])
     if not fast_validator().is_valid(checked):
         problems += _schema_problems(checked, file, text)
+    if any(key in document for key in CONTRACT_KEYS):
+        # Only on a well-formed contract: its checks read the shapes the schema guarantees.
+        contract_paths = tuple(f"$.{key}" for key in CONTRACT_KEYS)
+        if not any(p.json_path.startswith(contract_paths) for p in problems):
+            problems += _contract_problems(checked, file, text)
     # Imported here: `validate` with a warm cache checks no file, and the renderer is ~1.5 ms of its start-up.
     from promptops.prompt.render import check_placeholders
 

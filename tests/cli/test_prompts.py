@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from promptops.cli.app import app
 from promptops.prompt import chat_template
-from promptops.prompt.model import NEW_PROMPT
+from promptops.prompt.model import NEW_JSON_PROMPT, NEW_PROMPT
 from tests.conftest import prompt_doc
 from tests.prompt.test_chat_template import CHAT, make_model_repository
 
@@ -43,10 +43,19 @@ def test_new_writes_a_chat_prompt(repo):
     (["new", "hello"], "Error: prompt 'hello' already exists: prompts/hello.json\n"),
     (["new", "Bad Name"], "Error: invalid prompt name 'Bad Name'\n"),
     (["new", "x", "--from", "missing"], "Error: no prompt named 'missing' in prompts/\n"),
+    (["new", "x", "--json", "--from", "hello"], "Error: --json and --from cannot be used together\n"),
 ])
 def test_new_refuses(seeded, args, message):
     result = run(*args)
     assert result.exit_code == 1 and result.output.startswith(message)
+
+
+def test_new_json_writes_a_prompt_that_answers_json(repo):
+    assert run("new", "answer", "--json").exit_code == 0
+    doc = json.loads((repo.path / "prompts/answer.json").read_text())
+    schema = doc["response_format"]["json_schema"]["schema"]
+    assert doc == NEW_JSON_PROMPT and schema["required"] == ["answer", "confidence"]
+    assert run("validate", "--strict").exit_code == 0
 
 
 def test_new_from_copies(seeded):

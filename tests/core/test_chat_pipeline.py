@@ -51,10 +51,16 @@ def test_what_prepare_refuses(document, message, history, overrides, error, text
         prepare(load(document), message, history, overrides, default_model="m", version="3", chat_template=CHATML)
 
 
+CALL = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+
+
 @pytest.mark.parametrize("messages, expected", [
-    ([{"role": "user", "content": "hi"}], ("hi", [])),
+    ([{"role": "user", "content": "hi"}], ("hi", [], [])),
     ([{"role": "user", "content": "a"}, {"role": "assistant", "content": [{"type": "text", "text": "b"}]},
-      {"role": "user", "content": "c"}], ("c", [Turn("user", "a"), Turn("assistant", "b")])),
+      {"role": "user", "content": "c"}], ("c", [Turn("user", "a"), Turn("assistant", "b")], [])),
+    ([{"role": "user", "content": "w?"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "9 C"}],
+     ("w?", [], [Turn("assistant", '{"name": "weather", "arguments": {"city": "Oslo"}}'), Turn("tool", "9 C")])),
     ([{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}], "system message"),
     ([{"role": "developer", "content": "x"}, {"role": "user", "content": "hi"}], "developer message"),
     ([{"role": "function", "content": "{}"}, {"role": "user", "content": "hi"}], "role 'function'"),

@@ -156,3 +156,91 @@ def test_a_dataset_missing_at_head_makes_the_head_invalid(repo):
     report = asyncio.run(build_review(PromptStore(repo.path), "main", "feature", client=Echo()))
     assert report.failed and report.summary() == "1 prompt changed · 1 invalid · 0 tests newly failing · 0 answers changed"
     assert "prompts/rows.json at $.tests: dataset file prompts/datasets/rows.jsonl does not exist" in to_text(report)
+
+
+def ticket(**properties):
+    """A prompt answering a ticket: priority and summary (both required) plus `properties`."""
+    schema = {"type": "object", "required": ["priority", "summary"],
+              "properties": {"priority": {"enum": ["low", "high"]}, "summary": {"type": "string"}, **properties}}
+    return prompt_doc(response_format={"type": "json_schema", "json_schema": {"name": "ticket", "schema": schema}})
+
+
+def without_summary():
+    document = ticket()
+    del document["response_format"]["json_schema"]["schema"]["properties"]["summary"]
+    document["response_format"]["json_schema"]["schema"]["required"] = ["priority"]
+    return document
+
+
+@pytest.fixture
+def contract(repo):
+    """main: triage v1 (approved, production -> v1) and notes (unlabelled), both answering tickets; then feature."""
+    repo.commit({"prompts/triage.json": ticket(), "prompts/notes.json": ticket()}, "v1")
+    repo.git("tag", "-a", "-m", "ok", "prompts/triage/v1", "HEAD")
+    repo.commit({"labels.json": {"protected": ["production"], "labels": {"triage": {"production": 1}}}}, "labels")
+    repo.git("checkout", "-q", "-b", "feature")
+    return repo
+
+
+def test_a_breaking_change_to_a_protected_prompt_fails_naming_the_change_and_the_override(contract):
+    contract.commit({"prompts/triage.json": without_summary()}, "drop summary")
+    report = review(PromptStore(contract.path))
+    assert report.failed and report.summary() == "1 prompt changed · 1 breaking contract change · " \
+                                                 "breaking change not allowed"
+    text = to_markdown(report)
+    assert "> :x: **breaking** triage has 1 breaking contract change, and production points at it — fix: keep the " \
+           "contract compatible, or document the break: add a `Breaking-Change: <reason>` trailer" in text
+    assert "#### `triage` (protected: production): 1 breaking, 0 compatible\n\n| | where | change |" in text
+    assert "| :boom: **BREAKING** | `response_format.schema.properties.summary` | field `summary` removed (it was " \
+           "required) |" in text
+
+
+@pytest.mark.parametrize(("message", "allow", "source"), [
+    ("drop summary\n\nBreaking-Change: the app reads summaries from the CRM now", None, "commit "),
+    ("drop summary", "the app reads summaries from the CRM now", "--allow-breaking"),
+])
+def test_a_documented_breaking_change_passes_and_shows_its_reason(contract, message, allow, source):
+    contract.commit({"prompts/triage.json": without_summary()}, message)
+    report = asyncio.run(build_review(PromptStore(contract.path), "main", "feature", allow_breaking=allow))
+    assert not report.failed and report.summary().endswith("breaking change allowed")
+    assert f"> :warning: **breaking change allowed** ({source}" in to_markdown(report)
+    assert "): the app reads summaries from the CRM now\n" in to_markdown(report)
+    assert [o.reason for o in report.overrides] == ["the app reads summaries from the CRM now"]
+
+
+def test_an_optional_field_added_is_compatible_and_passes(contract):
+    contract.commit({"prompts/triage.json": ticket(note={"type": "string"})}, "add a note")
+    report = review(PromptStore(contract.path))
+    assert not report.failed and report.summary() == "1 prompt changed"
+    assert "| compatible | `response_format.schema.properties.note` | optional field `note` added |" in to_markdown(report)
+
+
+def test_a_breaking_change_to_an_unlabelled_prompt_is_reported_but_passes(contract):
+    contract.commit({"prompts/notes.json": without_summary()}, "drop summary")
+    report = review(PromptStore(contract.path))
+    assert not report.failed and report.summary() == "1 prompt changed · 1 breaking contract change"
+    assert "#### `notes`: 1 breaking, 0 compatible\n\nNo protected label points at this prompt: the break is reported and does not fail " \
+           "the review." in to_markdown(report)
+
+
+def test_moving_a_protected_label_to_a_breaking_version_fails(contract):
+    contract.git("checkout", "-q", "main")
+    contract.commit({"prompts/triage.json": without_summary()}, "v2")
+    contract.git("tag", "-a", "-m", "ok", "prompts/triage/v2", "HEAD")
+    contract.git("checkout", "-q", "-B", "feature")
+    report = moved(contract, {"triage": {"production": 2}})
+    assert report.failed and [str(m.move) for m in report.labels] == ["triage: production v1 -> v2"]
+    assert "Error: triage: production v1 -> v2 brings 1 breaking contract change (from v1 to v2)\n  fix: keep" \
+           in to_text(report)
+
+
+@pytest.mark.parametrize(("args", "code"), [((), 1), (("--allow-breaking", "label breaking-change"), 0),
+                                            (("--allow-breaking", " "), 2)])
+def test_cli_exit_code(contract, args, code):
+    from typer.testing import CliRunner
+
+    from promptops.cli.app import app
+
+    contract.commit({"prompts/triage.json": without_summary()}, "drop summary")
+    result = CliRunner().invoke(app, ["review", "--base", "main", "--head", "feature", "--format", "text", *args])
+    assert result.exit_code == code, result.output

@@ -14,8 +14,10 @@ from promptops.evaluation.assertions import (
     parse_judgement,
     rouge_n,
 )
+from promptops.prompt.model import Prompt
 from promptops.prompt.schema import SCHEMA_PATH
 from promptops.triton.client import Answer
+from tests.conftest import prompt_doc
 
 
 def run(assertion, text="", tools=None, **answer):
@@ -205,3 +207,51 @@ def test_judge_with_renders_the_rubric_and_parses_the_model_text():
 def test_python_checks_can_be_turned_off(tmp_path):
     result = run({"type": "python", "value": "c.py:ok"}, "x", Tools(repo=tmp_path, python_checks=False))
     assert not result.passed and result.reason == "python checks are turned off here; c.py:ok was not run"
+
+
+def contract_of(**document):
+    return Prompt("p", prompt_doc(**document)).contract
+
+
+CITY_FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}}
+
+
+@pytest.mark.parametrize(("assertion", "document", "text", "passed", "needle"), [
+    ({"type": "json-schema"}, {"response_format": CITY_FORMAT}, '{"city": "Rome"}', True, "match the JSON schema"),
+    ({"type": "json-schema"}, {"response_format": CITY_FORMAT}, '{"town": "Rome"}', False, "'city' is a required"),
+    ({"type": "json-schema", "value": {"type": "array"}}, {"response_format": CITY_FORMAT}, "[]", True, "match"),
+    ({"type": "json-schema"}, {}, "{}", False, "json-schema has no schema: give one as its value"),
+])
+def test_json_schema_defaults_to_the_prompts_answer_schema(assertion, document, text, passed, needle):
+    result = asyncio.run(check(assertion, Answer(text), contract=contract_of(**document)))
+    assert result.passed is passed and needle in result.reason, result.reason
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "required": ["city"], "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}
+TOOLS = [WEATHER, {"type": "function", "function": {"name": "get_time"}}]
+
+
+@pytest.mark.parametrize(("assertion", "text", "passed", "needle"), [
+    ({"value": "get_weather"}, '{"name": "get_weather", "arguments": {"city": "Rome"}}', True, "a call of get_weather"),
+    ({"name": "get_weather", "arguments": {"city": "Rome"}}, '{"name": "get_weather", "arguments": {"city": "Rome", '
+     '"days": 2}}', True, 'with {"city": "Rome"}'),
+    ({}, '{"name": "get_time", "arguments": {}}', True, "expected a tool call"),
+    ({"value": "get_weather"}, '{"name": "get_time", "arguments": {}}', False, "the answer calls get_time"),
+    ({"value": "get_weather"}, '{"name": "get_weather", "arguments": {}}', False, "'city' is a required property"),
+    ({"value": "get_weather"}, '{"name": "get_weather", "arguments": {"city": 5}}', False, "$.arguments.city: 5 is not"),
+    ({"value": "get_weather", "arguments": {"city": "Oslo"}}, '{"name": "get_weather", "arguments": {"city": "Rome"}}',
+     False, '$.arguments.city is "Rome", expected "Oslo"'),
+    ({"value": "get_weather", "arguments": {"days": 1}}, '{"name": "get_weather", "arguments": {"city": "Rome"}}',
+     False, "$.arguments.days is missing"),
+    ({"value": "get_weather"}, "It is sunny.", False, "the answer is not JSON"),
+    ({"value": "book_flight"}, '{"name": "get_time", "arguments": {}}', False, "'book_flight', which is not one of"),
+])
+def test_tool_call_checks_the_tool_and_its_arguments(assertion, text, passed, needle):
+    result = asyncio.run(check({"type": "tool-call", **assertion}, Answer(text), contract=contract_of(tools=TOOLS)))
+    assert (result.passed, result.score) == (passed, float(passed)) and needle in result.reason, result.reason
+
+
+def test_tool_call_needs_a_prompt_with_tools():
+    result = asyncio.run(check({"type": "tool-call", "value": "get_weather"}, Answer("{}")))
+    assert not result.passed and result.reason == "tool-call needs a prompt with tools: declare them in the prompt's `tools`"

@@ -66,6 +66,7 @@ def test_inline_cases_and_entry_vars_as_defaults(tmp_path):
     ("max-length: 40", {"type": "max-length", "value": 40}), ("tokens: 64", {"type": "tokens", "max": 64}),
     ('json-schema: {"type": "object"}', {"type": "json-schema", "value": {"type": "object"}}),
     ("python: checks/a.py:ok", {"type": "python", "value": "checks/a.py:ok"}),
+    ("json-schema", {"type": "json-schema"}), ("tool-call: get_weather", {"type": "tool-call", "value": "get_weather"}),
 ])
 def test_expected_shorthand(text, expected):
     assert expected_assertion(text) == expected

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from promptops.cli.app import app
 from promptops.evaluation.assertions import Tools
-from promptops.evaluation.runner import READ_AHEAD, Target, junit_xml, models_for, run_tests
+from promptops.evaluation.reports import html_report
+from promptops.evaluation.runner import READ_AHEAD, RunSummary, Target, junit_xml, models_for, run_tests
 from promptops.evaluation.runs import Attempt, CaseRecord, RunRecord
 from promptops.prompt.model import Prompt
 from promptops.triton.client import Answer
@@ -98,3 +99,29 @@ def test_promptops_test_shows_the_models_token_counts(repo, echo_server, monkeyp
     testcase = ElementTree.parse(tmp_path / "j.xml").getroot().find("testsuite/testcase")
     assert {p.get("name"): p.get("value") for p in testcase.iter("property")} == {
         "prompt_tokens": "3", "completion_tokens": "2", "finish_reason": "length"}
+
+
+def test_a_run_counts_the_answers_that_parse_and_satisfy_the_prompts_contract(tmp_path):
+    schema = {"type": "object", "required": ["city"]}
+    cases = [{"name": name, "vars": {"user": user}, "assert": [{"type": "json-schema"}]}
+             for name, user in [("ok", '{"city": "Rome"}'), ("no-city", '{"town": "Rome"}'), ("prose", "Rome")]]
+    document = prompt_doc(response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+                          tests=cases)
+    [run] = asyncio.run(run_tests(Echo(), [Target(Prompt("city", document))], "echo", tools=Tools(tmp_path)))
+    assert [(a.parsed, a.valid, a.passed) for c in run.cases for a in c.attempts] == [
+        (True, True, True), (True, False, False), (False, False, False)]
+    assert RunSummary.of(run).to_dict()["structured"] == {"answers": 3, "parsed": 2, "valid": 1,
+                                                          "parse_rate": 2 / 3, "valid_rate": 1 / 3}
+    assert "structured answers parsed 2/3 (67%), valid 1/3 (33%)" in html_report(run)
+
+
+def test_promptops_test_shows_the_share_of_answers_that_parse_and_validate(repo, echo_server, monkeypatch):
+    monkeypatch.setenv("PROMPTOPS_MODEL", "echo")
+    schema = {"type": "object", "required": ["a"]}
+    cases = [{"name": name, "vars": {"user": f"x {planted}"}, "assert": [{"type": "json-schema"}]}
+             for name, planted in (("ok", '{"a": 1}'), ("missing", '{"b": 2}'))]
+    fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
+    repo.commit({"prompts/support.json": prompt_doc(tests=cases, response_format=fmt)})
+    result = CliRunner().invoke(app, ["--triton-url", echo_server.grpc_url, "test"])
+    assert result.exit_code == 1, result.output
+    assert "support@draft on echo: structured answers parsed 2/2 (100%), valid 1/2 (50%)" in result.output

@@ -62,7 +62,7 @@ def test_logprobs_in_openais_shape(oai, stream):
 
 @pytest.mark.parametrize("messages, message", [
     ([{"role": "system", "content": "be rude"}, {"role": "user", "content": "x"}], "system message"),
-    ([{"role": "user", "content": "x"}, {"role": "tool", "content": "{}", "tool_call_id": "1"}], "role 'tool'"),
+    ([{"role": "user", "content": "x"}, {"role": "tool", "content": "{}", "tool_call_id": "1"}], "has no tools to call"),
     ([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "the last message must be the user's"),
 ])
 def test_messages_a_prompt_cannot_take_are_refused(oai, messages, message):

@@ -69,3 +69,20 @@ def test_no_changes_in_every_format() -> None:
     assert to_text([]) == "No prompt changes.\n"
     assert to_markdown([]).endswith("No prompt changes.\n")
     assert json.loads(to_json([])) == {"changed": False, "prompts": []}
+
+
+def test_contract_changes_are_lines_marked_breaking_or_compatible() -> None:
+    def fmt(**properties: object) -> dict:
+        schema = {"type": "object", "properties": properties, "required": ["priority"]}
+        return {"type": "json_schema", "json_schema": {"name": "ticket", "schema": schema}}
+
+    old = prompt(response_format=fmt(priority={"type": "string"}))
+    new = prompt(response_format=fmt(priority={"type": "string"}, note={"type": "string"}, tags={"type": "array"}))
+    d = diff_prompts("greet", prompt(response_format=fmt(priority={"type": "string"}, gone={})), new)
+    assert "  contract: 1 breaking, 2 compatible\n    BREAKING    response_format.schema.properties.gone: " \
+           "field `gone` removed\n    compatible  response_format.schema.properties.note: optional field `note` " \
+           "added\n" in to_text([d])
+    assert "| :boom: **BREAKING** | `response_format.schema.properties.gone` | field `gone` removed |" in to_markdown([d])
+    assert json.loads(to_json([diff_prompts("greet", old, new)]))["prompts"][0]["contract"][0] == {
+        "path": "response_format.schema.properties.note", "kind": "field-added", "breaking": False,
+        "message": "optional field `note` added"}

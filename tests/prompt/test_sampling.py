@@ -34,6 +34,20 @@ def test_sampling_py_has_every_key_the_installed_vllm_accepts():
     assert set(sampling.NOT_ACCEPTED) <= fields
 
 
+STRUCTURED_FIELDS = """
+import dataclasses
+from vllm.sampling_params import StructuredOutputsParams
+print(" ".join(f.name for f in dataclasses.fields(StructuredOutputsParams) if not f.name.startswith("_")))
+"""
+
+
+def test_the_structured_output_fields_are_the_installed_vllms():
+    require_serving()
+    python = triton.locate(triton.TritonConfig().python_env).python
+    out = subprocess.run([str(python), "-c", STRUCTURED_FIELDS], capture_output=True, text=True, check=True, timeout=300)
+    assert set(out.stdout.split()) == {*sampling.STRUCTURED_CONSTRAINTS, *sampling.STRUCTURED_OPTIONS}
+
+
 @pytest.mark.parametrize(("params", "expected"), [
     ('{"temperature": "0.5", "max_tokens": "7", "seed": 3.0}', {"temperature": 0.5, "max_tokens": 7, "seed": 3}),
     ({"ignore_eos": "false", "skip_special_tokens": 1, "top_k": None}, {"ignore_eos": False, "skip_special_tokens": True}),

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from promptops.prompt.model import SEED_TEMPLATE
+from promptops.prompt.model import NEW_JSON_PROMPT, NEW_PROMPT, SEED_TEMPLATE
 from promptops.prompt.schema import check_bytes, load_prompt_bytes
 from tests.conftest import prompt_doc
 
@@ -122,3 +122,56 @@ def test_bad_dataset_entries_and_assertions_are_located(tests, path, needle):
     prompt, problems = problems_of(prompt_doc(tests=tests))
     assert prompt is None
     assert any(p.json_path == path and needle in p.message + str(p.fix) for p in problems), problems
+
+
+TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city.", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def json_format(schema):
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+
+@pytest.mark.parametrize("doc", [
+    NEW_JSON_PROMPT,
+    {**NEW_PROMPT, "tools": [TOOL]},
+    {**NEW_JSON_PROMPT, "tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+    {**NEW_PROMPT, "response_format": {"type": "choice", "choice": ["yes", "no"]}},
+    prompt_doc(response_format={"type": "regex", "regex": "[0-9]+"}),
+    prompt_doc(response_format={"type": "text"}, config={"structured_outputs": {"choice": ["a", "b"]}}),
+])
+def test_valid_contracts(doc):
+    prompt, problems = problems_of(doc)
+    assert prompt is not None and [p for p in problems if p.severity == "error"] == [], problems
+
+
+@pytest.mark.parametrize(("doc", "path", "code", "needle"), [
+    ({**NEW_PROMPT, "response_format": json_format({"type": "object", "properties": {"a": {"type": "strin"}}})},
+     "$.response_format.json_schema.schema.properties.a.type", "contract-schema", "not a valid JSON Schema"),
+    ({**NEW_PROMPT, "response_format": json_format({"type": "array", "uniqueItems": True})},
+     "$.response_format.json_schema.schema.uniqueItems", "contract-unsupported", "the model may repeat items"),
+    ({**NEW_PROMPT, "tools": [TOOL, TOOL]}, "$.tools[1].function.name", "contract-tools", "used twice"),
+    ({**NEW_PROMPT, "tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "get_wether"}}},
+     "$.tool_choice.function.name", "contract-tools", "name one of: get_weather"),
+    (prompt_doc(tools=[TOOL]), "$.tools", "contract-tools", "tools need a chat prompt"),
+    ({**NEW_JSON_PROMPT, "config": {"structured_outputs": {"choice": ["a"]}}}, "$.config.structured_outputs",
+     "contract-conflict", "drop config.structured_outputs; response_format is enforced by the model server"),
+    ({**NEW_PROMPT, "tools": [TOOL], "config": {"guided_decoding": '{"regex": "a"}'}}, "$.config.guided_decoding",
+     "contract-conflict", "config.guided_decoding and tools"),
+    ({**NEW_PROMPT, "tools": [TOOL], "tool_choice": "auot"}, "$.tool_choice", "schema-enum", "did you mean 'auto'?"),
+    ({**NEW_PROMPT, "response_format": {"type": "json_schema"}}, "$.response_format", "schema-required", "json_schema"),
+    ({**NEW_PROMPT, "response_format": {"type": "choice", "choice": []}}, "$.response_format.choice",
+     "schema-minItems", "should be non-empty"),
+])
+def test_contract_problems_are_located(doc, path, code, needle):
+    prompt, problems = problems_of(doc)
+    assert prompt is None
+    assert any((p.json_path, p.code) == (path, code) and needle in p.message + str(p.fix) for p in problems), problems
+
+
+def test_an_embedded_schema_problem_has_its_line_and_a_stray_key_is_a_warning():
+    schema = {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}
+    text = json.dumps({**NEW_PROMPT, "response_format": {**json_format(schema), "regex": "x"}}, indent=2)
+    _, problems = problems_of(text.encode())
+    assert [(p.severity, p.line) for p in problems] == [("error", text[:text.index("uniqueItems")].count("\n") + 1),
+                                                        ("warning", text[:text.index('"regex"')].count("\n") + 1)]

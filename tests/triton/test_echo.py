@@ -180,7 +180,7 @@ def test_logprobs_are_asked_for_and_joined_across_the_stream(echo_server):
 
 
 EXAMPLES = {"boolean": True, "string": "x", "stop": ["\n"], "integer_list": [2], "string_list": ["x"],
-            "integer_matrix": [[2]], "logit_bias": {"2": 1.5}, "object": {}, "object_or_json": "{}"}
+            "integer_matrix": [[2]], "logit_bias": {"2": 1.5}, "object": {}, "object_or_json": '{"regex": "a b"}'}
 
 
 def example(key):
@@ -200,3 +200,33 @@ def test_the_schema_and_the_echo_model_accept_every_key(echo_server, key):
             complete(echo_server.grpc_url, "echo", "a b", config)
     else:
         assert complete(echo_server.grpc_url, "echo", "a b", {**config, "max_tokens": 5}).text == "a b"
+
+
+# The structured-output keys as NVIDIA's backend reads them: `structured_outputs` (a JSON string of vLLM's
+# StructuredOutputsParams) and `guided_decoding` (an object, mapped onto it); tests/triton/test_vllm.py
+# sends the same to the CPU backend. The echo answers what fits the constraint from its prompt.
+@pytest.mark.parametrize("constraint, prompt, answer", [
+    ({"json": {"type": "object"}}, 'say {"a": 1} now', '{"a": 1}'),
+    ({"json_object": True}, 'x {"a": {"b": 2}} y {"c": 3}', '{"c": 3}'),
+    ({"choice": ["no", "yes"]}, "yes or no", "yes"),
+    ({"regex": "[0-9]+"}, "call 555 now", "555"),
+    ({"grammar": 'root ::= "a"'}, "a b", "a b"),
+    ({"structural_tag": "{}"}, "a b", "a b"),
+])
+@pytest.mark.parametrize("key", ["structured_outputs", "guided_decoding"])
+def test_the_echo_model_reads_structured_outputs_like_nvidias_backend(echo_server, constraint, prompt, answer, key):
+    value = json.dumps(constraint) if key == "structured_outputs" else {**constraint, "backend": "xgrammar"}
+    assert complete(echo_server.grpc_url, "echo", prompt, {key: value}).text == answer
+
+
+STRUCTURED_REFUSALS = [
+    ({"structured_outputs": '{"json_object": true, "regex": "x"}'}, "exactly one kind of constraint"),
+    ({"structured_outputs": '{"jsn": {}}'}, "unknown structured_outputs field 'jsn'"),
+    ({"guided_decoding": {"choice": ["a"], "backend": "outlines"}}, "backend is no longer supported"),
+]
+
+
+@pytest.mark.parametrize("sampling, message", STRUCTURED_REFUSALS)
+def test_the_echo_model_refuses_structured_outputs_like_the_cpu_backend(echo_server, sampling, message):
+    with pytest.raises(ModelError, match=message):
+        complete(echo_server.grpc_url, "echo", "a b", sampling)

@@ -72,7 +72,6 @@ sampling = _load_contract()
 
 _PATH_KEYS = ("model", "tokenizer")
 _DRAIN_TIMEOUT_S = 10.0
-_GUIDED_BACKENDS = ("xgrammar", "xgrammar:no-fallback", "auto", "xgrammar:_auto")
 
 
 def load_engine_config(version_dir):
@@ -267,14 +266,9 @@ class TritonPythonModel:
     def _sampling_params(self, kwargs):
         if kwargs.pop("lora_name", None) is not None:
             raise ValueError("LoRA feature is not enabled.")
-        guided = kwargs.pop("guided_decoding", None)
-        if guided is not None:
-            guided = dict(guided)
-            backend = guided.pop("backend", None)
-            if backend is not None and backend not in _GUIDED_BACKENDS:
-                raise ValueError(f"guided_decoding.backend is no longer supported request-level. "
-                                 f"Provided: {backend}")
-            kwargs.setdefault("structured_outputs", guided)
+        constraint = sampling.structured_outputs(kwargs)  # guided_decoding is mapped onto it (NVIDIA's rule)
+        if constraint is not None:
+            kwargs["structured_outputs"] = constraint
         if kwargs.get("n", 1) != 1:
             raise ValueError("only n=1 is supported")
         try:

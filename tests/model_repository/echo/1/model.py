@@ -23,6 +23,14 @@ prompt's own tokens, so:
 It accepts exactly the sampling keys of ``promptops.sampling.KEYS`` (converted the same
 way), checks the ranges vLLM checks for ``temperature``, ``top_p`` and ``max_tokens``,
 refuses ``lora_name`` and ``n`` != 1 like the CPU vllm backend, and ignores the rest.
+
+Structured outputs (``structured_outputs`` as a JSON string or object, ``guided_decoding`` mapped
+onto it) are checked by the same rule as the CPU backend (``sampling.structured_outputs``: one
+constraint, known fields, guided backends). An echo cannot decode under a grammar, so it echoes
+what fits: under ``json``/``json_object`` the answer is the last JSON object in the prompt (``{}``
+when there is none), under ``choice`` the choice that appears first in the prompt (else the first
+choice), under ``regex`` the first match in the prompt (else nothing); ``grammar`` and
+``structural_tag`` leave the echo as it is. Tests plant the JSON they want answered in the message.
 Test-only knobs on top:
 
 - ``delay_ms``: sleep before each chunk (slow, timeout and cancellation tests);
@@ -76,7 +84,36 @@ def parse_sampling(raw):
         raise ValueError(f"top_p must be in (0, 1], got {out['top_p']}")
     if out.get("max_tokens", 1) < 1:
         raise ValueError(f"max_tokens must be at least 1, got {out['max_tokens']}")
+    constraint = sampling.structured_outputs(out)
+    if constraint is not None:
+        out["constraint"] = constraint
     return out
+
+
+def _last_json_object(prompt):
+    """The text of the last top-level JSON object in `prompt` ("{}" when there is none)."""
+    decoder, found, at = json.JSONDecoder(), "{}", prompt.find("{")
+    while at != -1:
+        try:
+            _, end = decoder.raw_decode(prompt, at)
+        except ValueError:
+            at = prompt.find("{", at + 1)
+            continue
+        found, at = prompt[at:end], prompt.find("{", end)
+    return found
+
+
+def constrained(prompt, constraint):
+    """What the echo answers under a structured-output constraint (see the module docstring)."""
+    if constraint.get("json") is not None or constraint.get("json_object") is not None:
+        return _last_json_object(prompt)
+    if constraint.get("choice") is not None:
+        choices = [c for c in constraint["choice"] if c in prompt]
+        return min(choices, key=prompt.find) if choices else constraint["choice"][0]
+    if constraint.get("regex") is not None:
+        match = re.search(constraint["regex"], prompt)
+        return match.group(0) if match else ""
+    return None
 
 
 def _first(request, name, default):
@@ -177,10 +214,12 @@ class TritonPythonModel:
     def _answer(self, sender, prompt, tokens, stream, exclude, returns, params):
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         try:
-            limit = params.get("max_tokens", len(tokens) + 1)
+            answer = constrained(prompt, params["constraint"]) if "constraint" in params else None
+            output = tokens if answer is None else TOKEN.findall(answer)  # what the echo answers, chunked
+            limit = params.get("max_tokens", len(output) + 1)
             if self._context is not None:  # the engine stops where prompt + answer fill the context
                 limit = min(params.get("max_tokens", self._context), self._context - len(tokens))
-            chunks = tokens[:limit]
+            chunks = output[:limit]
             reason = "length" if len(chunks) == limit else "stop"
             common = {"num_input": len(tokens), "logprobs": "logprobs" in params}
             delay = params.get("delay_ms", 0.0) / 1000.0

@@ -1,0 +1,383 @@
+"""A prompt's output contract: the answer's format (`response_format`) and the tools it may call.
+
+The contract is enforced by the model server, not checked after the fact: `Contract.constraint()`
+is the set of vLLM `StructuredOutputsParams` fields that `sampling()` puts in the request's
+`sampling_parameters` as `structured_outputs`, a JSON *string*, exactly as NVIDIA's Triton `vllm`
+backend reads it (and the CPU backend and the echo test model read the same key). Decoding is then
+constrained by a grammar, so even a small model answers with text that parses.
+
+- `response_format` is OpenAI's shape: `{"type": "json_schema", "json_schema": {"name", "schema",
+  "strict"}}`, `{"type": "json_object"}` or `{"type": "text"}`; promptops adds `{"type": "regex",
+  "regex": "..."}` and `{"type": "choice", "choice": [...]}` (vLLM's own constraints).
+- `tools` are OpenAI function definitions (`{"type": "function", "function": {"name",
+  "description", "parameters"}}`), `tool_choice` is `auto` (the default), `required`, `none` or
+  `{"type": "function", "function": {"name": ...}}`. Any model can call them: the answer is
+  decoded under a JSON Schema of `{"name": <a tool>, "arguments": <its parameters>}` (one branch per
+  tool); with `auto` a further branch is the plain answer (`{"content": "..."}`, or the
+  `response_format` schema when there is one). `read()` turns the answer back into OpenAI
+  `tool_calls` or content.
+
+Pure: no I/O, no framework; jsonschema is imported when an answer is validated.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from promptops.errors import ContractRefused, PromptOpsError
+
+RESPONSE_TYPES = ("text", "json_object", "json_schema", "regex", "choice")
+TOOL_CHOICES = ("auto", "required", "none")
+# The plain-text branch of an `auto` tool prompt without a response_format.
+CONTENT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"content": {"type": "string"}},
+                                  "required": ["content"], "additionalProperties": False}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One function the model may call."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+    def openai(self) -> dict[str, Any]:
+        """The OpenAI tool definition (what chat templates take as `tools`)."""
+        return {"type": "function", "function": {"name": self.name, "description": self.description,
+                                                 "parameters": dict(self.parameters)}}
+
+    def call_schema(self) -> dict[str, Any]:
+        """The JSON Schema of a call of this tool: `{"name": <this name>, "arguments": <its parameters>}`."""
+        return {"type": "object", "properties": {"name": {"const": self.name}, "arguments": dict(self.parameters)},
+                "required": ["name", "arguments"], "additionalProperties": False}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model made: the tool's name and its arguments (already validated when `valid`)."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+
+    def openai(self) -> dict[str, Any]:
+        """OpenAI's `tool_calls` entry: the arguments as a JSON string."""
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)}}
+
+    def text(self) -> str:
+        """The call as the model wrote it (how a past call goes back into the conversation)."""
+        return json.dumps({"name": self.name, "arguments": self.arguments}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Structured:
+    """What an answer under a contract holds.
+
+    `value` is the parsed JSON (None when the answer is not JSON); `valid` says whether it satisfies
+    the contract (parses, validates against the schema, names a known tool); `errors` say why not.
+    `content` is the answer as the caller sees it: the JSON text, or a plain answer's text; empty
+    for a tool call, whose calls are `tool_calls`."""
+
+    value: Any
+    valid: bool
+    errors: tuple[str, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    content: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON form the gateway returns beside the text."""
+        out: dict[str, Any] = {"parsed": self.value, "valid": self.valid, "errors": list(self.errors)}
+        if self.tool_calls:
+            out["tool_calls"] = [call.openai() for call in self.tool_calls]
+        return out
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A prompt's output contract; `Contract()` (no format, no tools) constrains nothing."""
+
+    response_format: Mapping[str, Any] | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | Mapping[str, Any] = "auto"
+
+    @property
+    def kind(self) -> str:
+        """The response_format's type ("text" when there is none)."""
+        return str((self.response_format or {}).get("type", "text"))
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON Schema a (non-tool) answer must validate against: json_schema's own, `{"type": "object"}`
+        for json_object, None for text, regex and choice."""
+        if self.kind == "json_schema":
+            return dict(self.response_format["json_schema"].get("schema") or {})  # type: ignore[index]
+        if self.kind == "json_object":
+            return {"type": "object"}
+        return None
+
+    @property
+    def callable_tools(self) -> tuple[Tool, ...]:
+        """The tools the model may call under `tool_choice` (none for `none`; one for a named function)."""
+        choice = self.tool_choice
+        if choice == "none":
+            return ()
+        if isinstance(choice, Mapping):
+            name = (choice.get("function") or {}).get("name")
+            return tuple(tool for tool in self.tools if tool.name == name)
+        return self.tools
+
+    @property
+    def calls_required(self) -> bool:
+        """The answer must be a tool call (`required`, or a named function)."""
+        return bool(self.callable_tools) and self.tool_choice != "auto"
+
+    @property
+    def enforced(self) -> bool:
+        """Whether decoding is constrained at all."""
+        return self.constraint() is not None
+
+    def answer_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of the whole answer text, tool calls included; None when the answer is not JSON."""
+        calls = [tool.call_schema() for tool in self.callable_tools]
+        if not calls:
+            return self.schema
+        if self.calls_required:
+            return calls[0] if len(calls) == 1 else {"anyOf": calls}
+        return {"anyOf": [*calls, self.schema if self.schema is not None else CONTENT_SCHEMA]}
+
+    def constraint(self) -> dict[str, Any] | None:
+        """The vLLM `StructuredOutputsParams` fields that enforce the contract (None: unconstrained)."""
+        if self.callable_tools:
+            return {"json": self.answer_schema()}
+        kind = self.kind
+        if kind == "json_schema":
+            return {"json": self.schema}
+        if kind == "json_object":
+            return {"json_object": True}
+        if kind == "regex":
+            return {"regex": str(self.response_format["regex"])}  # type: ignore[index]
+        if kind == "choice":
+            return {"choice": list(self.response_format["choice"])}  # type: ignore[index]
+        return None
+
+    def sampling(self, config: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`config` plus `structured_outputs` (a JSON string, as NVIDIA's backend reads it) when enforced."""
+        constraint = self.constraint()
+        if constraint is None:
+            return config
+        return {**config, "structured_outputs": json.dumps(constraint, ensure_ascii=False, separators=(",", ":"))}
+
+    def read(self, text: str) -> Structured | None:
+        """The answer checked against the contract; None when there is no contract to check."""
+        if self.constraint() is None:
+            return None
+        kind = self.kind
+        if not self.callable_tools and kind in ("regex", "choice"):
+            return _read_pattern(self, text)
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            return Structured(None, False, (f"the answer is not JSON ({exc.msg} at position {exc.pos})",),
+                              content=text)
+        if self.callable_tools:
+            call = _as_call(value, self.callable_tools)
+            if call is not None:
+                errors = validation_errors(call.arguments, _tool(self, call.name).parameters, "$.arguments")
+                return Structured(value, not errors, errors, (call,))
+            if self.calls_required:
+                return Structured(value, False, ("the answer is not a call of one of the tools",), content=text)
+            if self.schema is None:  # a plain answer: {"content": "..."}
+                errors = validation_errors(value, CONTENT_SCHEMA)
+                content = value.get("content") if isinstance(value, dict) else None
+                return Structured(value, not errors, errors, content=content if isinstance(content, str) else text)
+        errors = validation_errors(value, self.schema or {})
+        return Structured(value, not errors, errors, content=text)
+
+    def instructions(self) -> str:
+        """How to call the tools, for a model whose chat template cannot take them (promptops.prompt.render):
+        the answer format the constraint enforces, and each tool with its parameters' schema."""
+        lines = ["You can call these tools. To call one, answer with only a JSON object "
+                 '{"name": <tool name>, "arguments": {<arguments>}}.']
+        if not self.calls_required:
+            lines.append('To answer without a tool, answer with {"content": <your answer>}.' if self.schema is None
+                         else "To answer without a tool, answer with JSON in the required format.")
+        for tool in self.callable_tools:
+            about = f": {tool.description}" if tool.description else ""
+            lines.append(f"- {tool.name}{about} Arguments: {json.dumps(dict(tool.parameters), ensure_ascii=False)}")
+        return "\n".join(lines)
+
+    def describe(self) -> dict[str, Any]:
+        """The contract as the API shows it: response_format, tools (OpenAI shape) and tool_choice."""
+        out: dict[str, Any] = {"response_format": dict(self.response_format) if self.response_format else None}
+        if self.tools:
+            out["tools"] = [tool.openai() for tool in self.tools]
+            out["tool_choice"] = self.tool_choice
+        return out
+
+    def with_caller(self, response_format: Mapping[str, Any] | None = None,
+                    tools: Sequence[Mapping[str, Any]] | None = None,
+                    tool_choice: str | Mapping[str, Any] | None = None) -> Contract:
+        """This contract with what a caller asked for (the OpenAI route's fields).
+
+        A caller may set a response_format or tools where the prompt declares none, send the prompt's
+        own again, and narrow `tool_choice` (`auto` -> `required`, `none` or one named tool). Anything
+        that replaces or loosens the prompt's reviewed contract is refused (ContractRefused, a 400)."""
+        declared = self.response_format is not None and self.kind != "text"
+        fmt = self.response_format
+        if response_format is not None:
+            if declared and _canonical(response_format) != _canonical(self.response_format):
+                raise ContractRefused(
+                    f"response_format {_short(response_format)} differs from the prompt's reviewed "
+                    f"{_short(self.response_format)}: a caller cannot loosen or replace a prompt's output schema",
+                    fix="drop response_format from the request (the prompt's own applies), or change the "
+                        "prompt file in a reviewed version")
+            fmt = response_format
+        tool_list = self.tools
+        if tools is not None:
+            asked = tuple(tool_from_openai(item, f"tools[{i}]") for i, item in enumerate(tools))
+            if self.tools and _canonical([t.openai() for t in asked]) != _canonical([t.openai() for t in self.tools]):
+                raise ContractRefused("tools differ from the prompt's reviewed tools: a caller cannot add, remove "
+                                      "or change a prompt's tools",
+                                      fix="drop tools from the request (the prompt's own apply)")
+            tool_list = asked or self.tools
+        choice = self.tool_choice
+        if tool_choice is not None:
+            narrowing = self.tool_choice == "auto" or _canonical(tool_choice) == _canonical(self.tool_choice)
+            if self.tools and not narrowing:
+                raise ContractRefused(f"tool_choice {tool_choice!r} would loosen the prompt's {self.tool_choice!r}",
+                                      fix="drop tool_choice from the request")
+            choice = tool_choice
+        contract = Contract(fmt, tool_list, choice)
+        problems = contract_problems(contract.describe() | {"tools": [t.openai() for t in tool_list]}
+                                     if tool_list else contract.describe())
+        if problems:
+            raise PromptOpsError(problems[0][1], fix=problems[0][2])
+        return contract
+
+
+def _tool(contract: Contract, name: str) -> Tool:
+    return next(tool for tool in contract.tools if tool.name == name)
+
+
+def _as_call(value: Any, tools: Sequence[Tool]) -> ToolCall | None:
+    if not (isinstance(value, dict) and set(value) == {"name", "arguments"}):
+        return None
+    if value["name"] not in {tool.name for tool in tools} or not isinstance(value["arguments"], dict):
+        return None
+    return ToolCall(value["name"], value["arguments"])
+
+
+def _read_pattern(contract: Contract, text: str) -> Structured:
+    fmt = contract.response_format or {}
+    if contract.kind == "choice":
+        ok = text in list(fmt.get("choice", []))
+        return Structured(text if ok else None, ok, () if ok else (f"{text!r} is none of the choices",), content=text)
+    import re
+
+    ok = re.fullmatch(str(fmt.get("regex", "")), text) is not None
+    return Structured(text if ok else None, ok, () if ok else ("the answer does not match the regex",), content=text)
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def validation_errors(value: Any, schema: Mapping[str, Any], where: str = "$") -> tuple[str, ...]:
+    """Why `value` does not validate against `schema`: one line per error (at most 10), each starting with
+    its JSON path under `where` (`$.items[0].name: ...`). Empty when it validates."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+    return tuple(f"{where}{_path(error.absolute_path)}: {error.message}" for error in errors[:10])
+
+
+def _path(parts: Sequence[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _short(fmt: Mapping[str, Any] | None) -> str:
+    if not fmt:
+        return "none"
+    kind = fmt.get("type")
+    name = (fmt.get("json_schema") or {}).get("name") if kind == "json_schema" else None
+    return f"{kind} {name!r}" if name else str(kind)
+
+
+def tool_from_openai(item: Any, where: str = "tools[0]") -> Tool:
+    """An OpenAI tool definition as a Tool; PromptOpsError naming `where` when it is not one."""
+    function = item.get("function") if isinstance(item, Mapping) else None
+    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+        raise PromptOpsError(f"{where} is not an OpenAI function tool",
+                             fix='write {"type": "function", "function": {"name": ..., "parameters": {...}}}')
+    parameters = function.get("parameters") or {"type": "object", "properties": {}}
+    return Tool(function["name"], str(function.get("description", "")), parameters)
+
+
+def of(document: Mapping[str, Any]) -> Contract:
+    """The contract a prompt document declares (`response_format`, `tools`, `tool_choice`)."""
+    fmt = document.get("response_format")
+    tools = tuple(tool_from_openai(item, f"tools[{i}]") for i, item in enumerate(document.get("tools") or ()))
+    return Contract(fmt if isinstance(fmt, Mapping) else None, tools, document.get("tool_choice") or "auto")
+
+
+def contract_problems(document: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(JSON path, message, fix) for what the prompt schema cannot say about a contract: the embedded
+    schemas are valid JSON Schema, tool names are unique, tool_choice names a tool, and only what the
+    structured-output engine enforces is used (promptops.prompt.schema_support)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from promptops.prompt.schema_support import unsupported
+
+    problems: list[tuple[str, str, str]] = []
+
+    def check_schema(schema: Any, where: str) -> None:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            at = where + "".join(f"/{p}" for p in exc.absolute_path)
+            problems.append((at, f"not a valid JSON Schema: {exc.message}",
+                             "fix the schema (draft 2020-12); see https://json-schema.org/understanding-json-schema"))
+            return
+        for pointer, message, fix in unsupported(schema):
+            problems.append((where + pointer, message, fix))
+
+    fmt = document.get("response_format")
+    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        check_schema((fmt.get("json_schema") or {}).get("schema", {}), "/response_format/json_schema/schema")
+    seen: set[str] = set()
+    for i, item in enumerate(document.get("tools") or ()):
+        function = item.get("function", {}) if isinstance(item, Mapping) else {}
+        name = function.get("name")
+        if name in seen:
+            problems.append((f"/tools/{i}/function/name", f"tool name {name!r} is used twice",
+                             "give every tool a unique name"))
+        seen.add(name)
+        if "parameters" in function:
+            check_schema(function["parameters"], f"/tools/{i}/function/parameters")
+    choice = document.get("tool_choice")
+    if isinstance(choice, Mapping):
+        named = (choice.get("function") or {}).get("name")
+        if named not in seen:
+            problems.append(("/tool_choice/function/name", f"tool_choice names {named!r}, which is not a tool",
+                             f"name one of: {', '.join(sorted(n for n in seen if n)) or '(no tools)'}"))
+    elif choice is not None and choice != "none" and not seen:
+        problems.append(("/tool_choice", f"tool_choice is {choice!r} but the prompt has no tools",
+                         "add tools, or drop tool_choice"))
+    return problems
+
+
+__all__ = ["CONTENT_SCHEMA", "Contract", "ContractRefused", "RESPONSE_TYPES", "Structured", "TOOL_CHOICES", "Tool",
+           "ToolCall", "contract_problems", "of", "tool_from_openai", "validation_errors"]
