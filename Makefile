@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv serving browser k8s-tools serve test test-fast test-slow lint bench tour clean
+.PHONY: help venv serving browser postgres k8s-tools serve test test-fast test-slow lint bench tour clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -24,13 +24,16 @@ serving: venv  ## the model-server virtualenv (.venv-serve) and the embedded mod
 browser:  ## Debian's chromium for the browser tests
 	bash scripts/setup-browser.sh
 
+postgres:  ## Debian's PostgreSQL server binaries for the state-store tests (tests/state)
+	bash scripts/setup-postgres.sh
+
 k8s-tools:  ## helm, kubectl, kubernetes-validate, checkov and the CRD validators in .tools/ (tests/deploy)
 	bash scripts/setup-k8s-tools.sh
 
 serve: serving  ## run the product: Triton + vLLM + gateway + UI on http://localhost:7070
 	$(BIN)/promptops serve
 
-test: serving browser k8s-tools  ## the full suite (what CI runs)
+test: serving browser postgres k8s-tools  ## the full suite (what CI runs)
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-fast: venv  ## unit and CLI tests only (no Triton, no browser)

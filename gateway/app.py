@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -22,7 +23,7 @@ from gateway.auth import Auth, Guard
 from gateway.auth import router as auth_router
 from gateway.drain import Drain
 from gateway.metrics import Metrics
-from gateway.routes import chat, health, metrics, openai, prompts, seed
+from gateway.routes import chat, feedback, health, metrics, openai, prompts, seed
 from gateway.routes import store as store_routes  # `store` is the PromptStore in lifespan
 from gateway.routes.embeddings import router as embeddings_router
 from gateway.serving import Service
@@ -31,6 +32,10 @@ from promptops.errors import PromptOpsError
 from promptops.store import PromptStore, open_store, remote
 from promptops.triton.client import InferenceClient
 from promptops.triton.launcher import local_grpc_url
+
+if TYPE_CHECKING:
+    from promptops.capture import Capture
+    from promptops.state import StateStore
 
 log = logging.getLogger("gateway")
 
@@ -117,6 +122,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     client = InferenceClient(settings.triton_url or local_grpc_url(), settings.request_timeout_s)
     service = app.state.service = Service(settings, store, client, app.state.metrics)
     await asyncio.to_thread(service.live.build)  # the first catalog (the newest commit that validates)
+    service.state = await asyncio.to_thread(open_state, settings)  # migrations run here, off the loop
+    service.capture = open_capture(settings)
     task = None
     if settings.store_url is not None and settings.refresh_s > 0:
         task = asyncio.create_task(refresh_loop(app, settings), name="promptops-store-refresh")
@@ -132,6 +139,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await client.close()
+        for closing in (service.state, service.capture):
+            if closing is not None:
+                await asyncio.to_thread(closing.close)  # flushes what is queued
+
+
+def open_state(settings: GatewaySettings) -> StateStore | None:
+    """The request records and feedback store (promptops/state), or None with PROMPTOPS_STATE_URL=off."""
+    if settings.state_url == "off":
+        return None
+    from promptops.state import StateStore
+
+    return StateStore.open(settings.state_url, settings.repo)
+
+
+def open_capture(settings: GatewaySettings) -> Capture | None:
+    """The capture of served inputs for replay (promptops/capture.py), or None when it is off."""
+    from promptops.capture import Capture, CaptureSettings
+
+    capture = CaptureSettings.from_env(settings.repo)
+    return Capture(capture) if capture.on else None
 
 
 def create_app(settings: GatewaySettings | None = None, *, ui: bool | None = None) -> FastAPI:
@@ -150,7 +177,7 @@ def create_app(settings: GatewaySettings | None = None, *, ui: bool | None = Non
     errors.install(app, app.state.redact)
     # Generation routes first: Starlette matches routes in order, and these are the hot path.
     for router in (chat.router, openai.router, seed.router, health.router, prompts.router, store_routes.router,
-                   metrics.router, auth_router):
+                   metrics.router, feedback.router, auth_router):
         app.include_router(router)
     app.include_router(embeddings_router)  # POST /v1/embeddings (an embedding model on Triton)
 

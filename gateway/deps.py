@@ -45,6 +45,18 @@ def identity(request: Request) -> tuple[User | None, str | None]:
     return user, request.app.state.service.limits.caller(user, address_of(request))
 
 
+STICKY_HEADER = "x-prompt-sticky"
+
+
+def sticky_key(request: Request, user: User | None, openai_user: str | None = None) -> str:
+    """Who a canary split keeps together (promptops/split.py): the signed-in person, else the caller's own key
+    (`X-Prompt-Sticky`, else OpenAI's `user` field), else the client address."""
+    if user is not None:
+        return f"user:{user.email}"
+    given = request.headers.get(STICKY_HEADER) or openai_user
+    return f"key:{given}" if given else f"addr:{address_of(request)}"
+
+
 def webhook_signature(secret: str, body: bytes) -> str:
     """GitHub's `X-Hub-Signature-256` value for `body`: `sha256=` + HMAC-SHA256 hex digest."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -74,6 +74,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (e.NotApproved, 404),
     (e.VersionNotFound, 404),
     (e.PromptNotFound, 404),
+    (e.UnknownRequest, 404),
     (e.InvalidName, 400),
     (e.RefError, 400),
     (e.PromptInvalid, 422),
@@ -88,6 +89,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (e.ModelError, 502),
     (e.InferenceError, 502),
     (e.StoreBusy, 503),
+    (e.StateUnavailable, 503),
     (e.StoreError, 500),
     (e.PromptOpsError, 400),
 )

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
@@ -38,12 +40,17 @@ from promptops.policy import ServingPolicy
 from promptops.prompt import tokens
 from promptops.prompt.model import Prompt
 from promptops.prompt.outputs import Contract
+from promptops.split import serves_canary
 from promptops.store import PromptStore, Resolved, remote
 from promptops.store.catalog import content_key
 from promptops.store.live import LiveCatalog
 from promptops.store.refs import parse_ref
 from promptops.store.resolve import Default
 from promptops.triton.client import InferenceClient
+
+if TYPE_CHECKING:
+    from promptops.capture import Capture
+    from promptops.state import StateStore
 
 Events = AsyncIterator[str | Answer]
 """What `Service.generate` yields: text deltas, then the Answer."""
@@ -62,7 +69,8 @@ def headers(prepared: Prepared) -> dict[str, str]:
     out = {"X-Prompt-Name": prepared.name, "X-Prompt-Version": prepared.version,
            "X-Prompt-Commit": prepared.commit, "X-Model": prepared.model}
     if prepared.label is not None:
-        out["X-Prompt-Label"] = prepared.label
+        out["X-Prompt-Label"] = f"{prepared.label}; canary" if prepared.canary else prepared.label
+    out["X-Request-Id"] = prepared.request_id
     return out
 
 
@@ -89,19 +97,33 @@ class Service:
         self._caps: dict[str, int] = {}  # model -> max_tokens cap (read once per model)
         self._refreshing = asyncio.Lock()
         self._head_seen = store.head_commit()
+        self.state: StateStore | None = None  # request records and feedback (lifespan opens it: promptops/state)
+        self.capture: Capture | None = None  # production inputs for replay (promptops/capture.py)
+        self.replica = settings.replica or socket.gethostname()
 
     @property
     def default(self) -> Default:
         """What a bare name means here: the production label or newest approved version (drafts: the newest)."""
         return "head" if self.settings.serve_drafts else "approved"
 
-    async def serve(self, ref: str, user: User | None) -> Resolved:
+    async def serve(self, ref: str, user: User | None, sticky: str | None = None) -> Resolved:
         """The version `ref` names, if the serving policy (promptops.policy) lets `user` have it; the one
-        door every generation route goes through. NotServed (403) names the approved versions."""
+        door every generation route goes through. NotServed (403) names the approved versions.
+
+        When a label chose the version and that label runs a canary, `sticky` (gateway/deps.py `sticky_key`)
+        picks primary or canary deterministically (promptops/split.py); a pin (`name@3`) is never split."""
         name = parse_ref(ref).name
         with tracing.span("resolve", name):  # a no-op unless traces are exported (gateway/tracing.py)
             resolved, catalog = await self.live.resolve(ref, name, self.default)
             self.policy.check(resolved, user.roles if user else None, catalog.approved(name))
+            label = resolved.label
+            if label is not None and sticky is not None:
+                canary = catalog.canary(name, label)
+                if serves_canary(canary, name, label, sticky):
+                    assert canary is not None
+                    chosen, _ = await self.live.resolve(f"{name}@{canary.version}", name, self.default)
+                    # A label target, as the primary is: validate and the review keep a protected one approved.
+                    resolved = replace(chosen, label=label, canary=True)
         return resolved
 
     def resolve(self, ref: str) -> Resolved:
@@ -217,11 +239,34 @@ class Service:
             self.metrics.in_flight.dec()
             self.gate.leave()
             self.limits.leave(caller)
+            latency_s = answer.total_s if answer else time.perf_counter() - started
             self.metrics.observe(prepared.name, prepared.version, prepared.label or "", endpoint,
-                                 latency_s=answer.total_s if answer else time.perf_counter() - started,
-                                 ttft_s=answer.ttft_s if answer else ttft_s,
+                                 latency_s=latency_s, ttft_s=answer.ttft_s if answer else ttft_s,
                                  prompt_tokens=answer.prompt_tokens if answer else 0,
                                  completion_tokens=answer.completion_tokens if answer else 0, error=error)
+            self._remember(prepared, endpoint, answer, error, latency_s, answer.ttft_s if answer else ttft_s)
+
+    def _remember(self, prepared: Prepared, endpoint: str, answer: Answer | None, error: str | None,
+                  latency_s: float, ttft_s: float | None) -> None:
+        """The request's record (canary comparisons, feedback) and, where capture is on, its inputs for replay:
+        both queued to writer threads, never written here."""
+        if self.state is not None:
+            from promptops.state.records import RequestRecord
+
+            version = int(prepared.version) if prepared.version.isdigit() else None
+            self.state.record(RequestRecord(
+                id=prepared.request_id, at=time.time(), prompt=prepared.name, version=version, label=prepared.label,
+                canary=prepared.canary, endpoint=endpoint, ok=error is None and answer is not None, error=error,
+                latency_ms=latency_s * 1000, ttft_ms=None if ttft_s is None else ttft_s * 1000,
+                prompt_tokens=answer.prompt_tokens if answer else None,
+                completion_tokens=answer.completion_tokens if answer else None, replica=self.replica))
+        if self.capture is not None and answer is not None and self.capture.wants(prepared.name, prepared.request_id):
+            from promptops.capture import row
+
+            variables = {k: v for k, v in prepared.variables.items() if k != "user"}
+            self.capture.record(row(prepared, answer, request_id=prepared.request_id,
+                                    message=prepared.variables.get("user"), history=prepared.history,
+                                    variables=variables, canary=prepared.canary, latency_ms=latency_s * 1000))
 
     def begin_drain(self) -> None:
         """Stop taking generations (gateway/drain.py): /readyz answers 503 and new generations Draining (503,

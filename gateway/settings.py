@@ -113,6 +113,12 @@ class GatewaySettings(Settings):
     trusted_origins: str = ""
     # Origins answered with CORS headers (none by default); they are trusted origins too.
     cors_origins: str = ""
+    # Request records and feedback (promptops/state): a SQLAlchemy URL (a PostgreSQL one for a fleet, so every
+    # replica writes to one place); None: SQLite in <repo>/.promptops/state.db; "off": keep none.
+    state_url: str | None = env("STATE_URL", default=None)
+    # This replica's name in request records (None: the host name).
+    replica: str | None = None
+    # Capture of served inputs for replay: PROMPTOPS_CAPTURE* are read by promptops/capture.py's CaptureSettings.
 
     @property
     def read_only(self) -> bool:

@@ -34,9 +34,10 @@ parses the answer into JSON or tool calls.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from promptops.errors import EmptyPrompt, PromptInvalid, PromptOpsError
@@ -73,6 +74,10 @@ class Prepared:
     label: str | None = None  # the release label that chose the version (`production` for a bare name)
     source: str = ""  # how messages name the prompt: "prompts/support.json (v3)", "the posted prompt"
     contract: Contract | None = None  # the output contract the model server enforces; None: free text
+    canary: bool = False  # a label's canary chose the version (promptops/split.py)
+    variables: Mapping[str, str] = field(default_factory=dict, repr=False)  # the values rendered, `user` included
+    history: tuple[Turn, ...] = field(default=(), repr=False)  # the past turns rendered
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this request in records and feedback
 
     def read(self, text: str) -> Structured | None:
         """The answer checked against the contract (parsed JSON, tool calls); None without a contract."""
@@ -81,7 +86,8 @@ class Prepared:
     def describe(self) -> dict[str, Any]:
         """Which prompt version and model answered, for final events and JSON answers."""
         return {"prompt": self.name, "version": self.version, "commit": self.commit or None,
-                "approved": self.approved, "label": self.label, "model": self.model}
+                "approved": self.approved, "label": self.label, "canary": self.canary, "model": self.model,
+                "request_id": self.request_id}
 
 
 def check_caller_role(role: Any, where: str) -> None:
@@ -197,6 +203,7 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
     Raises EmptyPrompt (nothing to send), PromptInvalid (overrides the schema refuses), TemplateError
     and PromptOpsError (an unknown history role).
     """
+    canary = False
     if isinstance(target, Prompt):
         prompt = target
         version = version or "inline"
@@ -204,6 +211,7 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
         prompt = target.prompt
         version = version or ("draft" if target.version is None else str(target.version.number))
         commit, approved, label = commit or target.commit or "", target.approved, target.label
+        canary = target.canary
     if source is None:
         source = "the posted prompt" if version == "inline" else (
             f"{prompt.name} ({'draft' if version == 'draft' else 'v' + version})")
@@ -225,7 +233,8 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
     sampling = contract.sampling(with_overrides(prompt, overrides or {}))
     return Prepared(name=prompt.name, version=version, commit=commit, model=model, text=text,
                     sampling=sampling, approved=approved, label=label, source=source,
-                    contract=contract if contract.enforced else None)
+                    contract=contract if contract.enforced else None, canary=canary, variables=values,
+                    history=tuple(turns))
 
 
 def generate(client: Streamer, prepared: Prepared, *, logprobs: bool = False,

@@ -173,6 +173,16 @@ class UnknownModel(PromptOpsError):
     """The caller named a model (not a prompt) that the server does not serve, or not for this purpose."""
 
 
+class StateUnavailable(PromptOpsError):
+    """The state database (request records, feedback: promptops/state) cannot be opened, read or written (not
+    running, wrong URL, locked too long, or migrated by a newer promptops)."""
+
+
+class UnknownRequest(PromptOpsError):
+    """Feedback names a request id that the state database has no record of (a typo, another deployment's
+    id, or a record dropped because the writer's queue was full) (promptops.state)."""
+
+
 class ContextTooLong(PromptOpsError):
     """The prompt and the answer it asks for do not fit the model's context, counted with the model's own
     tokenizer (promptops.tokens); `max_tokens` None: the prompt leaves no room for any answer."""

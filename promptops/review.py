@@ -10,21 +10,35 @@ Contract changes (promptops.prompt.compat) are listed per prompt and per label m
 a prompt that a protected label points at (in base or in head), or in a protected label's move, fails
 the review unless the pull request documents it: a `Breaking-Change: <reason>` trailer in a commit of
 the reviewed range, or `allow_breaking` (`promptops review --allow-breaking "<reason>"`).
+
+A canary a label starts, re-weights, changes or ends (`support production: v3, canary v4 at 10% (was 0%)`)
+is reviewed like a label move between the versions whose share of callers changes hands (primary ->
+canary; old canary -> new; canary -> primary when it ends without being promoted); a canary of an
+unapproved version on a protected label blocks the review like a blocked move.
+
+`replay` (`promptops review --outputs --replay FILE`): captured requests (promptops.capture) are
+replayed on the base and the head version of each changed prompt they were captured for, and the
+report shows each answer that changed; a row that does not render under head is reported with the
+reason, not run. `sample` takes a deterministic (seeded) sample of that many rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import html
 import json
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from promptops import chat
 from promptops.chat import Streamer
 from promptops.errors import Problem, PromptInvalid, PromptOpsError
 from promptops.evaluation.assertions import JUDGE_PROMPT, Tools
-from promptops.evaluation.datasets import DatasetError
+from promptops.evaluation.datasets import Case, DatasetError, known_variables, read_file
 from promptops.evaluation.runner import (
     EMBEDDING_MODEL,
     Target,
@@ -46,7 +60,7 @@ from promptops.prompt.model import Prompt
 from promptops.prompt.schema import check_bytes, json_path
 from promptops.store import Change, LabelMove, PromptStore
 from promptops.store.changes import commit_of
-from promptops.store.labels import Labels, check_policy, parse
+from promptops.store.labels import EMPTY, Canary, Labels, check_policy, parse, percent
 from promptops.store.model import Version
 
 MARKER = "<!-- promptops-review -->"
@@ -56,6 +70,7 @@ BREAKING_FIX = (f"keep the contract compatible, or document the break: add a `{T
                 "`promptops review --allow-breaking \"<reason>\"`)")
 GITHUB_COMMENT_LIMIT = 65_536
 ANSWER_LIMIT = 1_200
+REPLAY_SEED = 20  # `--sample N` draws the same rows from the same file every time
 
 
 @dataclass
@@ -113,6 +128,99 @@ class Override:
     reason: str
 
 
+@dataclass(frozen=True)
+class CanaryMove:
+    """A label whose canary starts, changes (weight or version) or ends between base and head.
+
+    `old` and `new` are the versions whose share of callers changes hands, the sides it is reviewed on:
+    the label's own version and the canary when one starts or is re-weighted, the old and the new
+    canary when it changes version, the canary and the label's own version when it ends.
+    """
+
+    name: str
+    label: str
+    primary: int  # the label's own version at head
+    was: Canary | None
+    now: Canary | None
+    protected: bool
+
+    @property
+    def old(self) -> int:
+        if self.was is not None and (self.now is None or self.was.version != self.now.version):
+            return self.was.version  # ended (its share goes back to the primary), or another version now
+        return self.primary  # started or re-weighted: the share moves from the primary to the canary
+
+    @property
+    def new(self) -> int:
+        return self.now.version if self.now is not None else self.primary
+
+    def describe(self) -> str:
+        """`production: v3, canary v4 at 10% (was 0%)`."""
+        head = f"{self.label}: v{self.primary}, canary"
+        if self.now is None:
+            assert self.was is not None
+            return f"{head} v{self.was.version} ended (was {percent(self.was.weight)})"
+        if self.was is None or self.was.version == self.now.version:
+            before = percent(self.was.weight if self.was else 0)
+            return f"{head} v{self.now.version} at {percent(self.now.weight)} (was {before})"
+        return f"{head} v{self.now.version} at {percent(self.now.weight)} (was {self.was})"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.describe()}"
+
+
+def _canary_moves(old: Labels, new: Labels) -> list[CanaryMove]:
+    """Every canary started, re-weighted, changed or ended between two labels files; a canary that ended
+    because its label now serves its version to everyone (promoted) is the label's move, not listed here."""
+    moves = []
+    for name in sorted({*old.canaries, *new.canaries}):
+        for label in sorted({*old.canaries.get(name, {}), *new.canaries.get(name, {})}):
+            was, now, primary = old.canary(name, label), new.canary(name, label), new.target(name, label)
+            if was == now or primary is None or (now is None and was is not None and was.version == primary):
+                continue
+            moves.append(CanaryMove(name, label, primary, was, now, label in new.protected))
+    return moves
+
+
+@dataclass
+class ReplayRow:
+    """One captured request replayed on the base and the head version of a prompt (on one model).
+
+    `error`: why the row does not render under head (then it is not run); `base`/`head` otherwise.
+    """
+
+    case: Case
+    model: str = ""
+    base: CaseRecord | None = None
+    head: CaseRecord | None = None
+    error: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return (self.case.captured or {}).get("request_id")
+
+    @property
+    def changed(self) -> bool:
+        """Both sides ran and the answer (or the error) differs."""
+        return self.error is None and _outcome(self.base) != _outcome(self.head)
+
+
+@dataclass(frozen=True)
+class ReplayStats:
+    """What `--replay` read: rows in the file, rows of prompts this review changes (before `--sample`),
+    rows replayed, and rows left out: of prompts not changed, of changed prompts with no two versions
+    to compare (added, removed, invalid at head), and rows that say no prompt."""
+
+    file: str
+    rows: int
+    candidates: int
+    replayed: int
+    skipped: int
+    unreplayable: int
+    anonymous: int
+    sample: int | None
+
+
 @dataclass
 class PromptReview(_Findings):
     """The review of one changed prompt."""
@@ -121,6 +229,7 @@ class PromptReview(_Findings):
     problems: list[Problem] = field(default_factory=list)
     cases: list[CaseComparison] = field(default_factory=list)
     protected: tuple[str, ...] = ()  # the protected labels pointing at this prompt in base or in head
+    replay: list[ReplayRow] = field(default_factory=list)  # captured requests replayed on base and head
 
     @property
     def protected_labels(self) -> tuple[str, ...]:
@@ -129,13 +238,15 @@ class PromptReview(_Findings):
 
 @dataclass
 class LabelReview(_Findings):
-    """One label that points at another version at head than at base, e.g. `support: production v2 -> v3`.
+    """One label that points at another version at head than at base, e.g. `support: production v2 -> v3`,
+    or whose canary changed (`support production: v3, canary v4 at 10% (was 0%)`: a CanaryMove).
 
     `diff` compares the old and the new target version; `problems` are the labels file's
-    findings at this label (a protected label on an unapproved version blocks the move).
+    findings at this label (a protected label on an unapproved version, or an unapproved canary,
+    blocks the move).
     """
 
-    move: LabelMove
+    move: LabelMove | CanaryMove
     diff: PromptDiff
     problems: list[Problem] = field(default_factory=list)
     cases: list[CaseComparison] = field(default_factory=list)
@@ -156,6 +267,7 @@ class Review:
     labels: list[LabelReview] = field(default_factory=list)
     label_problems: list[Problem] = field(default_factory=list)  # labels-file findings that block no move
     overrides: list[Override] = field(default_factory=list)  # documented breaking changes
+    replay: ReplayStats | None = None  # `--replay`: what was read from the captured file
 
     @property
     def invalid(self) -> int:
@@ -180,6 +292,16 @@ class Review:
     @property
     def answers_changed(self) -> int:
         return sum(c.answer_changed for c in self._cases())
+
+    def _replayed(self) -> list[ReplayRow]:
+        return [r for p in self.prompts for r in p.replay]
+
+    @property
+    def replay_counts(self) -> tuple[int, int, int]:
+        """(replayed answers that changed, replayed answers, rows that do not render under head)."""
+        rows = self._replayed()
+        ran = [r for r in rows if r.error is None]
+        return sum(r.changed for r in ran), len(ran), len(rows) - len(ran)
 
     def _items(self) -> list[PromptReview | LabelReview]:
         return [*self.prompts, *self.labels]
@@ -218,6 +340,12 @@ class Review:
         if self.outputs:
             parts.append(f"{self.newly_failing} test{'s' * (self.newly_failing != 1)} newly failing")
             parts.append(f"{self.answers_changed} answer{'s' * (self.answers_changed != 1)} changed")
+        if self.replay is not None:
+            changed, ran, broken = self.replay_counts
+            parts.append(f"{changed} of {ran} replayed answer{'s' * (ran != 1)} changed")
+            if broken:
+                parts.append(f"{broken} replayed input{'s' * (broken != 1)} "
+                             f"do{'es' * (broken == 1)} not render under head")
         return " · ".join(parts)
 
     def head_results(self) -> list[RunRecord]:
@@ -233,6 +361,14 @@ class Review:
 
 def _first(record: CaseRecord | None) -> Attempt | None:
     return record.attempts[0] if record is not None and record.attempts else None
+
+
+def _outcome(record: CaseRecord | None) -> tuple[str, str]:
+    """What one side of a replayed row came to: ("answer", text) or ("error", why)."""
+    attempt = _first(record)
+    if attempt is None:
+        return ("error", "not run")
+    return ("error", attempt.error) if attempt.error is not None else ("answer", attempt.answer)
 
 
 def _answer(record: CaseRecord | None) -> str:
@@ -278,22 +414,27 @@ class _Runner:
         return out
 
 
-def _blocked(problem: Problem, move: LabelMove, target: Version | None) -> Problem:
-    """Say a protected label's refused move in review terms: why, and what to do first."""
+def _blocked(problem: Problem, move: LabelMove | CanaryMove, target: Version | None) -> Problem:
+    """Say a protected label's refused move (or canary) in review terms: why, and what to do first."""
     if problem.code != "label-unapproved" or target is None:
         return problem
     name, label, n = move.name, move.label, target.number
+    canary = isinstance(move, CanaryMove)
+    what = f"{name} v{n}, its canary," if canary else f"{name} v{n}"
     if target.revoked:
+        first = (f"run an approved version as the canary of {label}" if canary
+                 else f"point {label} at an approved version")
         return dataclasses.replace(
-            problem, message=f"{label} is a protected label and the approval of {name} v{n} was revoked",
-            fix=f"point {label} at an approved version; a revocation is final, so commit a fixed version "
-                f"and approve that")
-    return dataclasses.replace(problem, message=f"{label} is a protected label and {name} v{n} is not approved",
+            problem, message=f"{label} is a protected label and the approval of {what} was revoked",
+            fix=f"{first}; a revocation is final, so commit a fixed version and approve that")
+    return dataclasses.replace(problem, message=f"{label} is a protected label and {what} is not approved",
                                fix=f"approve v{n} first: `promptops approve {name} --version {n}`")
 
 
-def _label_moves(store: PromptStore, base: str, head: str) -> tuple[str, list[LabelMove], list[Problem]]:
-    """(head commit, label moves, labels-file problems at head); only a labels file the PR changed is checked."""
+def _label_moves(store: PromptStore, base: str,
+                 head: str) -> tuple[str, list[LabelMove | CanaryMove], list[Problem]]:
+    """(head commit, label moves then canary moves, labels-file problems at head); only a labels file the PR
+    changed is checked."""
     head_commit = commit_of(store, head)
     old_bytes, new_bytes = store.git.read_optional(
         [f"{commit_of(store, base)}:{store.labels_relpath}", f"{head_commit}:{store.labels_relpath}"])
@@ -304,17 +445,21 @@ def _label_moves(store: PromptStore, base: str, head: str) -> tuple[str, list[La
         return head_commit, [], problems
     text = (new_bytes or b"").decode(errors="replace")
     problems = check_policy(labels, store.labels_relpath, text, lambda name: store.versions_at(name, head_commit))
+    moves: list[LabelMove | CanaryMove]
     try:
-        moves = store.label_moves(base, head)
+        moves = list(store.label_moves(base, head))
+        old = store.labels_at(commit_of(store, base))
     except PromptInvalid:  # the base's labels file is broken (this PR mends it): every label at head is new
         moves = [LabelMove(name, label, None, n, label in labels.protected)
                  for name, targets in sorted(labels.prompts.items()) for label, n in sorted(targets.items())]
-    return head_commit, moves, problems
+        old = EMPTY
+    return head_commit, moves + _canary_moves(old, labels), problems
 
 
-def _blocks(problem: Problem, move: LabelMove) -> bool:
-    """The labels file's finding that refuses this move (other findings make the file invalid)."""
-    return problem.code == "label-unapproved" and problem.json_path == json_path(["labels", move.name, move.label])
+def _blocks(problem: Problem, move: LabelMove | CanaryMove) -> bool:
+    """The labels file's finding that refuses this move or canary (other findings make the file invalid)."""
+    at = ["labels", move.name, move.label] + (["canary", "version"] if isinstance(move, CanaryMove) else [])
+    return problem.code == "label-unapproved" and problem.json_path == json_path(at)
 
 
 def _load(store: PromptStore, version: Version | None) -> tuple[Prompt | None, list[Problem]]:
@@ -326,7 +471,7 @@ def _load(store: PromptStore, version: Version | None) -> tuple[Prompt | None, l
         return None, error.problems
 
 
-async def _review_label(store: PromptStore, move: LabelMove, head_commit: str, problems: list[Problem],
+async def _review_label(store: PromptStore, move: LabelMove | CanaryMove, head_commit: str, problems: list[Problem],
                         runner: _Runner | None, default_model: str) -> LabelReview:
     """Diff the label's old and new target (numbered on head's history); run the new target's tests on both."""
     versions = store.versions_at(move.name, head_commit)
@@ -383,10 +528,72 @@ def _overrides(store: PromptStore, base: str, head: str, allow_breaking: str | N
     return found
 
 
+def _replay_rows(path: Path, names: set[str], changed: set[str], sample: int | None,
+                 seed: int = REPLAY_SEED) -> tuple[dict[str, list[Case]], ReplayStats]:
+    """The rows of `path` captured for the prompts `names`, by prompt in file order: all of them, or a seeded
+    sample of `sample` (reservoir sampling: the file is read once, `sample` rows are held). `changed`: every
+    prompt the review changes (their other rows are counted apart from those of unchanged prompts)."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, str, Case]] = []
+    rows = candidates = skipped = unreplayable = anonymous = 0
+    for case in read_file(path):
+        rows += 1
+        prompt = (case.captured or {}).get("prompt")
+        if not isinstance(prompt, str):
+            anonymous += 1
+        elif prompt not in names:
+            unreplayable += prompt in changed
+            skipped += prompt not in changed
+        else:
+            candidates += 1
+            if sample is None or len(kept) < sample:
+                kept.append((candidates, prompt, case))
+            elif (slot := rng.randrange(candidates)) < sample:
+                kept[slot] = (candidates, prompt, case)
+    by_prompt: dict[str, list[Case]] = {}
+    for _, prompt, case in sorted(kept, key=lambda k: k[0]):
+        by_prompt.setdefault(prompt, []).append(case)
+    return by_prompt, ReplayStats(str(path), rows, candidates, len(kept), skipped, unreplayable, anonymous, sample)
+
+
+def _does_not_render(prompt: Prompt, case: Case, default_model: str) -> str | None:
+    """Why a captured row cannot be put to `prompt` (a variable it sets that the prompt no longer has, or
+    an error rendering it), or None."""
+    unknown = sorted(set(case.vars) - known_variables(prompt))
+    if unknown:
+        return f"it sets {{{unknown[0]}}}, which is no placeholder or field of {prompt.name} at head"
+    try:
+        chat.prepare(prompt, None, case.history, variables=case.vars, default_model=default_model, version="head")
+    except PromptOpsError as exc:
+        return exc.message
+    return None
+
+
+async def _replay(runner: _Runner, new: Prompt, old: Prompt, cases: list[Case]) -> list[ReplayRow]:
+    """Each captured row run on `old` and `new` through the test runner (its input as a case without
+    assertions); a row that does not render under `new` is reported, not run."""
+    rows, runnable = [], []
+    for case in cases:
+        error = _does_not_render(new, case, runner.default_model)
+        if error is None:
+            runnable.append(case)
+        else:
+            rows.append(ReplayRow(case, error=error))
+    if runnable:
+        tests = [{"name": c.source, "vars": dict(c.vars), "history": [dict(t) for t in c.history]} for c in runnable]
+        by_source = {c.source: c for c in runnable}
+        replayed = Prompt(new.name, {**new.document, "tests": tests}, new.config)
+        rows += [ReplayRow(by_source[c.case], c.model, c.base, c.head)
+                 for c in await runner.compare(replayed, old, ("base", "head"))]
+    order = {c.source: i for i, c in enumerate(cases)}
+    return sorted(rows, key=lambda r: order[r.case.source])
+
+
 async def build_review(store: PromptStore, base: str, head: str, *, client: Streamer | None = None,
                        default_model: str = "smollm2-135m", concurrency: int = 2,
                        embedding_model: str = EMBEDDING_MODEL, tools: Tools | None = None,
-                       allow_breaking: str | None = None) -> Review:
+                       allow_breaking: str | None = None, replay: Path | None = None,
+                       sample: int | None = None) -> Review:
     """Diff, validate and (with a client) run the test cases of every prompt changed and label moved.
 
     The head version's test cases (its datasets read at head) are run on both versions, on each of
@@ -396,7 +603,12 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Stre
 
     Breaking contract changes are documented by `allow_breaking` (a reason) or by `Breaking-Change:`
     trailers in base..head; either lets them pass where a protected label is concerned.
+
+    With a client, `replay` names a file of captured requests (promptops.capture) to replay on base and
+    head of each changed prompt they were captured for (`sample`: a seeded sample of that many rows).
     """
+    if replay is not None and client is None:
+        raise PromptOpsError("replaying captured requests needs the model", fix="run `promptops review --outputs`")
     changes = store.changes(base, head)
     diffs = {d.name: d for d in diff_changes(changes, base_label=base, head_label=head, default_model=default_model)}
     review = Review(base, head, [], outputs=client is not None)
@@ -409,10 +621,13 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Stre
                           judge=judge_for(client, _judge_at(store, head_commit), default_model))
         runner = _Runner(client, tools, commit_opener(store.git, head_commit), default_model, concurrency)
     protected = _protection(store, base, head)
+    replayable: dict[str, tuple[PromptReview, Prompt, Prompt]] = {}
     for change in changes:
         item = PromptReview(diffs[change.name], _validate_head(change, store.prompts_dir),
                             protected=protected(change.name))
         review.prompts.append(item)
+        if change.new is not None and change.old is not None and not item.errors:
+            replayable[change.name] = (item, change.new, change.old)
         if runner is None or change.new is None or item.errors or not change.new.tests:
             continue
         try:
@@ -427,6 +642,11 @@ async def build_review(store: PromptStore, base: str, head: str, *, client: Stre
     review.label_problems = [p for p in problems if not any(_blocks(p, m) for m in moves)]
     if review.breaking:
         review.overrides = _overrides(store, base, head, allow_breaking)
+    if replay is not None and runner is not None:
+        by_prompt, review.replay = _replay_rows(replay, set(replayable), {c.name for c in changes}, sample)
+        for name, cases in by_prompt.items():
+            item, new, old = replayable[name]
+            item.replay = await _replay(runner, new, old, cases)
     return review
 
 
@@ -464,9 +684,12 @@ def _several_models(item: PromptReview | LabelReview) -> bool:
 
 
 def _answer_diff(case: CaseComparison, sides: tuple[str, str] = ("base", "head")) -> str:
-    base = _clip(_answer(case.base)).splitlines()
-    head = _clip(_answer(case.head)).splitlines()
-    return "\n".join(difflib.unified_diff(base, head, f"{sides[0]} answer", f"{sides[1]} answer", lineterm=""))
+    return _unified(_answer(case.base), _answer(case.head), sides)
+
+
+def _unified(old: str, new: str, sides: tuple[str, str] = ("base", "head")) -> str:
+    return "\n".join(difflib.unified_diff(_clip(old).splitlines(), _clip(new).splitlines(),
+                                           f"{sides[0]} answer", f"{sides[1]} answer", lineterm=""))
 
 
 def _fence(body: str, lang: str = "") -> str:
@@ -569,6 +792,64 @@ def _contract_markdown(review: Review) -> list[str]:
     return lines
 
 
+def _input(case: Case) -> str:
+    """A replayed row's input on one line: the user's message, its other variables, the turns before it."""
+    parts = [json.dumps(case.vars.get("user", ""), ensure_ascii=False)]
+    others = [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in case.vars.items() if k != "user"]
+    if others:
+        parts.append(f"with {', '.join(others)}")
+    if case.history:
+        parts.append(f"after {len(case.history)} turn{'s' * (len(case.history) != 1)}")
+    return " ".join(parts)
+
+
+def _side(record: CaseRecord | None) -> str:
+    kind, text = _outcome(record)
+    return text if kind == "answer" else f"(error: {text})"
+
+
+def _row_title(row: ReplayRow, several: bool) -> str:
+    request = f" (request {row.request_id})" if row.request_id else ""
+    return f"{row.case.source}{request}{f' [{row.model}]' if several and row.model else ''}"
+
+
+def _replay_line(review: Review) -> str:
+    stats = review.replay
+    assert stats is not None
+    changed, ran, broken = review.replay_counts
+    sampled = (f" (a sample of {stats.replayed} of {stats.candidates})"
+               if stats.sample is not None and stats.candidates > stats.replayed else "")
+    left = [f"{n} {why}" for n, why in ((stats.skipped, "of prompts not changed here"),
+                                        (stats.unreplayable, "of prompts new, removed or invalid at head"),
+                                        (stats.anonymous, "that name no prompt")) if n]
+    rows = f"{stats.replayed} captured request{'s' * (stats.replayed != 1)}"
+    not_rendering = f", {broken} do{'es' * (broken == 1)} not render under head" if broken else ""
+    return (f"Replayed {rows} from {stats.file}{sampled} on base and head: {changed} of {ran} replayed "
+            f"answer{'s' * (ran != 1)} changed{not_rendering}"
+            + (f"; rows left out: {', '.join(left)}" if left else "") + ".")
+
+
+def _replay_markdown(review: Review) -> list[str]:
+    """The "Replayed requests" section: per prompt, the rows that do not render under head and each changed
+    answer (input, base answer, head answer diffed); unchanged rows are only counted."""
+    if review.replay is None:
+        return []
+    lines = ["", "### Replayed requests", "", _replay_line(review)]
+    for item in (p for p in review.prompts if p.replay):
+        ran = [r for r in item.replay if r.error is None]
+        several = len({r.model for r in ran}) > 1
+        lines += ["", f"#### Replayed: `{item.diff.name}`: {sum(r.changed for r in ran)} of {len(ran)} replayed "
+                      f"answer{'s' * (len(ran) != 1)} changed", ""]
+        for row in (r for r in item.replay if r.error is not None):
+            lines += [f"> :warning: `{row.case.source}` does not render under head: {row.error} "
+                      f"(input: {_clip(_input(row.case), 200)})", ""]
+        for row in (r for r in ran if r.changed):
+            lines += ["<details>", f"<summary>{html.escape(_row_title(row, several))}</summary>", "",
+                      _fence(_clip(_input(row.case))), "",
+                      _fence(_unified(_side(row.base), _side(row.head)), "diff"), "", "</details>", ""]
+    return lines
+
+
 def to_markdown(review: Review, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """A PR comment with a hidden marker (so a workflow can update its own comment), within GitHub's size limit."""
     lines = [MARKER, f"## promptops review: `{review.base}` → `{review.head}`", "", f"**{review.summary()}**", ""]
@@ -590,6 +871,7 @@ def to_markdown(review: Review, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     lines += ["", diff_markdown([p.diff for p in review.prompts], contract=False), ""]
     for item in (i for i in [*review.prompts, *review.labels] if i.cases):
         lines += _answers_markdown(item)
+    lines += _replay_markdown(review)
     text = "\n".join(lines).rstrip() + "\n"
     if len(text) > limit:
         note = (f"\n\n… report truncated to fit GitHub's {limit:,}-character limit; "
@@ -628,6 +910,19 @@ def to_text(review: Review, color: bool = False) -> str:
                          f"{_verdict(case.base)} -> {_verdict(case.head)}"
                          f"{' (newly failing)' if case.newly_failing else ''}"
                          f"{' (answer changed)' if case.answer_changed else ''}")
+    if review.replay is not None:
+        lines.append(_replay_line(review))
+    for item in (p for p in review.prompts if p.replay):
+        ran = [r for r in item.replay if r.error is None]
+        several = len({r.model for r in ran}) > 1
+        lines.append(f"replayed {item.diff.name}: {sum(r.changed for r in ran)} of {len(ran)} answers changed")
+        for row in item.replay:
+            if row.error is not None:
+                lines.append(f"  {row.case.source}: does not render under head: {row.error}")
+                lines.append(f"    input: {_clip(_input(row.case), 200)}")
+            elif row.changed:
+                lines += [f"  {_row_title(row, several)}: {_clip(_input(row.case), 200)}",
+                          f"    base: {_clip(_side(row.base), 400)}", f"    head: {_clip(_side(row.head), 400)}"]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -654,6 +949,31 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
             "fix": problem.fix}
 
 
+def _canary_json(move: LabelMove | CanaryMove) -> dict[str, Any] | None:
+    """A canary move's label version and canary before and after (None for a plain label move)."""
+    if not isinstance(move, CanaryMove):
+        return None
+
+    def shown(canary: Canary | None) -> dict[str, Any] | None:
+        return None if canary is None else {"version": canary.version, "weight": canary.weight}
+
+    return {"primary": move.primary, "was": shown(move.was), "now": shown(move.now)}
+
+
+def _replay_json(rows: list[ReplayRow]) -> list[dict[str, Any]]:
+    return [{"source": r.case.source, "request_id": r.request_id, "model": r.model, "vars": dict(r.case.vars),
+             "history": [dict(t) for t in r.case.history], "changed": r.changed, "error": r.error,
+             "captured_answer": (r.case.captured or {}).get("answer"),
+             "base": _result_dict(r.base), "head": _result_dict(r.head)} for r in rows]
+
+
+def _replay_stats(review: Review) -> dict[str, Any] | None:
+    if review.replay is None:
+        return None
+    changed, ran, broken = review.replay_counts
+    return {**dataclasses.asdict(review.replay), "answers": ran, "changed": changed, "not_rendering": broken}
+
+
 def to_json(review: Review) -> str:
     """Machine-readable report with stable keys (`base`/`head` of a label move's case: its old/new target)."""
     diffs = json.loads(diff_json([p.diff for p in review.prompts]))
@@ -667,12 +987,14 @@ def to_json(review: Review) -> str:
         "label_problems": [_problem_json(p) for p in review.label_problems],
         "prompts": [{"name": p.diff.name, "status": p.diff.status, "diff": d, "protected": list(p.protected),
                      "errors": [{"json_path": e.json_path, "message": e.message} for e in p.errors],
-                     "cases": _cases_json(p.cases)}
+                     "cases": _cases_json(p.cases), "replay": _replay_json(p.replay)}
                     for p, d in zip(review.prompts, diffs["prompts"], strict=True)],
         "labels": [{"name": m.move.name, "label": m.move.label, "old": m.move.old, "new": m.move.new,
                     "protected": m.move.protected, "move": str(m.move), "blocked": bool(m.errors),
+                    "canary": _canary_json(m.move),
                     "errors": [_problem_json(e) for e in m.errors], "diff": d, "cases": _cases_json(m.cases)}
                    for m, d in zip(review.labels, label_diffs["prompts"], strict=True)],
+        "replay": _replay_stats(review),
     }, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -681,5 +1003,6 @@ def render_report(review: Review, format_: str, color: bool = False) -> str:
     return {"markdown": to_markdown, "json": to_json}.get(format_, lambda r: to_text(r, color))(review)
 
 
-__all__: Sequence[str] = ("MARKER", "TRAILER", "Override", "Review", "PromptReview", "LabelReview", "CaseComparison",
-                          "build_review", "to_markdown", "to_text", "to_json", "render_report")
+__all__: Sequence[str] = ("MARKER", "TRAILER", "CanaryMove", "Override", "Review", "PromptReview", "LabelReview",
+                          "CaseComparison", "ReplayRow", "ReplayStats", "build_review", "to_markdown", "to_text",
+                          "to_json", "render_report")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -34,7 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import ServiceDep, identity, service_of
+from gateway.deps import ServiceDep, identity, service_of, sticky_key
 from gateway.errors import error_body, error_response
 from gateway.serving import Answer, Events, EventStream, Last, Prepared, complete, dumps, headers, start_stream
 from promptops.chat import split_messages
@@ -82,6 +81,7 @@ class CompletionRequest(BaseModel):
     frequency_penalty: float | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    user: str | None = None  # OpenAI's end-user id: the sticky key of a canary split when no one is signed in
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -161,7 +161,7 @@ def _data(payload: dict[str, Any]) -> bytes:
 
 async def _chunks(body: CompletionRequest, prepared: Prepared, events: Events,
                   first: str | Answer) -> AsyncIterator[bytes]:
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
+    base = {"id": f"chatcmpl-{prepared.request_id}", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": _model_name(prepared), "system_fingerprint": prepared.commit[:12] or None}
     # A token's chunk is `{**base, "choices": [{"index": 0, "delta": DELTA, "finish_reason": null}]}`: the bytes
     # around DELTA are the same in every chunk of the stream, so they are encoded once.
@@ -205,7 +205,7 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
     service = service_of(request)
     message, history, after = _split(body)
     user, caller = identity(request)
-    resolved = await service.serve(body.model, user)
+    resolved = await service.serve(body.model, user, sticky_key(request, user, body.user))
     prepared = service.prepare(resolved, message, history, body.overrides(), after=after,
                                contract=_contract(body, resolved))
     logprobs = bool(body.logprobs)
@@ -219,7 +219,7 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
         return error_response(exc, headers(prepared))
     message, finish = _message(prepared, answer)
     return JSONResponse({
-        "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+        "id": f"chatcmpl-{prepared.request_id}", "object": "chat.completion", "created": int(time.time()),
         "model": _model_name(prepared), "system_fingerprint": prepared.commit[:12] or None,
         "choices": [{"index": 0, "message": message, "logprobs": _choice_logprobs(body, answer),
                      "finish_reason": finish}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,13 @@ from promptops.errors import PromptOpsError
 from promptops.prompt.outputs import Structured
 
 Messages = list[dict[str, Any]]
+
+
+def ui_sticky(user: Any, request: gr.Request | None) -> str:
+    """A canary split's sticky key in the UI: the signed-in person, else this browser session."""
+    if user is not None:
+        return f"user:{user.email}"
+    return f"session:{getattr(request, 'session_hash', None) or 'anonymous'}"
 
 
 def footer(prepared: Prepared, answer: Answer) -> str:
@@ -77,8 +85,10 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
         version = gr.Dropdown(label="Version", choices=[], elem_id="chat-version", scale=2,
                               info="what the API serves first, then labels, approved versions and drafts")
     notice = gr.Markdown(elem_id="chat-notice")
-    chatbot = gr.Chatbot(label="Chat", elem_id="chat-log", height=420, feedback_options=None)
+    # Thumbs on answers go to POST /v1/feedback's store (promptops/state) for the version that answered.
+    chatbot = gr.Chatbot(label="Chat", elem_id="chat-log", height=420, feedback_options=("Like", "Dislike"))
     turns = gr.State([])  # what the model saw, without the UI's footers
+    answered = gr.State({})  # shown message index -> request id, for feedback
     with gr.Row():
         message = gr.Textbox(label="Message", placeholder="Type a message and press Enter", elem_id="chat-message",
                              scale=4)
@@ -96,8 +106,15 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
         value, note = preselect(service, name, choices)
         return gr.update(choices=choices, value=value), note
 
-    async def on_send(ref: str | None, text: str, history: Messages, shown: Messages,
-                      request: gr.Request) -> AsyncIterator[tuple[Messages, Messages, str, str]]:
+    async def on_send(ref: str | None, text: str, history: Messages, shown: Messages, ids: dict[int, str],
+                      request: gr.Request) -> AsyncIterator[tuple[Messages, Messages, str, str, dict[int, str]]]:
+        async for update in answer_turn(ref, text, history, shown, request):
+            if len(update) == 5:  # the last update names the request that answered
+                ids = {**ids, len(update[0]) - 1: update[4]}
+            yield (*update[:4], ids)
+
+    async def answer_turn(ref: str | None, text: str, history: Messages, shown: Messages,
+                          request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
         if not text.strip():
             yield shown, history, text, ""
             return
@@ -108,7 +125,7 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
         shown = [*shown, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
         user, caller = ui_identity(service, auth, request)
         try:
-            resolved = await service.serve(ref, user)
+            resolved = await service.serve(ref, user, ui_sticky(user, request))
             prepared = service.prepare(resolved, text, history)
         except PromptOpsError as exc:
             shown[-1] = {"role": "assistant", "content": f"**Error:** {exc.message}"}
@@ -134,24 +151,36 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
         shown[-1] = {"role": "assistant", "content": body + footer(prepared, done)}
         # the next turn sees what the model wrote (the raw JSON of a call too), not the UI's view of it
         history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": answer}]
-        yield shown, history, "", note
+        yield shown, history, "", note, prepared.request_id
 
-    def on_version(ref: str | None) -> tuple[Messages, Messages, str]:
+    async def on_like(ids: dict[int, str], like: gr.LikeData, request: gr.Request) -> str:
+        """Thumbs up (1) or down (0) for the version that answered that message."""
+        service = get()
+        request_id = ids.get(like.index if isinstance(like.index, int) else like.index[0])
+        if service.state is None or request_id is None:
+            return "Feedback is not recorded here (no state store, or an answer from before a restart)."
+        user, caller = ui_identity(service, auth, request)
+        who = user.email if user is not None else caller
+        await asyncio.to_thread(service.state.add_feedback, request_id, float(like.liked is True), None, who)
+        return f"Feedback recorded for request {request_id[:8]}."
+
+    def on_version(ref: str | None) -> tuple[Messages, Messages, str, dict[int, str]]:
         """A new version starts a new chat; say so when it is one the API would not serve."""
         if not ref:
-            return [], [], ""
+            return [], [], "", {}
         service = get()
         try:
-            return [], [], resolved_notice(service, service.resolve(ref))
+            return [], [], resolved_notice(service, service.resolve(ref)), {}
         except PromptOpsError as exc:
-            return [], [], describe_error(exc)
+            return [], [], describe_error(exc), {}
 
     # `.input` (user changes only): the page-load pin must not be reset by its own update.
     prompt.input(on_prompt, prompt, [version, notice])
-    version.input(on_version, version, [chatbot, turns, notice])
+    version.input(on_version, version, [chatbot, turns, notice, answered])
     for trigger in (message.submit, send.click):
-        trigger(on_send, [version, message, turns, chatbot], [chatbot, turns, message, notice])
-    new_chat.click(on_version, version, [chatbot, turns, notice])
+        trigger(on_send, [version, message, turns, chatbot, answered], [chatbot, turns, message, notice, answered])
+    new_chat.click(on_version, version, [chatbot, turns, notice, answered])
+    chatbot.like(on_like, answered, notice)
 
     def on_load(request: gr.Request) -> tuple[Any, Any, str]:
         # The version value set here is what the first send uses (send reads the version dropdown).

@@ -1,4 +1,4 @@
-"""Prompt Viewer tab: the prompt list, a version's JSON and rendered template, history, labels, diffs."""
+"""Prompt Viewer tab: the prompt list, a version's JSON and rendered template, history, labels, canaries, diffs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any
 
 import gradio as gr
 
+from gateway.serving import Service
 from gateway.ui.common import GetService, describe_error, prompt_names, version_choices
+from promptops import canary
 from promptops.errors import PromptOpsError
 from promptops.prompt import diff as prompt_diff
 from promptops.prompt.render import render
@@ -32,6 +34,25 @@ def label_rows(store: PromptStore, name: str) -> list[list[Any]]:
     return rows
 
 
+def canary_markdown(service: Service, name: str) -> str:
+    """Each label of `name` with a canary: its canary against its primary (promptops.canary), as markdown tables."""
+    labels = service.store.labels()
+    running = {label: split for label in sorted(labels.of(name)) if (split := labels.canary(name, label))}
+    if not running:
+        return "No canary runs on this prompt's labels."
+    state = service.state
+    if state is None:
+        return "No request records (state store not configured)."
+    parts = []
+    for label, split in running.items():
+        result = canary.status(state.records(name, label), state.feedback_of(name, label),
+                               primary=labels.of(name)[label], canary=split.version)
+        lines = [result.columns(), ("---",) * len(result.columns()), *result.rows()]
+        parts.append(f"**{canary.heading(name, label, result, split)}**\n\n" +
+                     "\n".join("| " + " | ".join(cells) + " |" for cells in lines))
+    return "\n\n".join(parts)
+
+
 def build_viewer(get: GetService) -> dict[str, Any]:
     """The Viewer tab's components and events; returns the components the page-load event fills."""
     with gr.Row():
@@ -46,6 +67,8 @@ def build_viewer(get: GetService) -> dict[str, Any]:
                            interactive=False, elem_id="view-history", type="array", wrap=True)
     moves = gr.Dataframe(headers=LABEL_HEADERS, label="Label history (each move is a commit to labels.json)",
                          interactive=False, elem_id="view-labels", type="array", wrap=True)
+    with gr.Accordion("Canary: each canary against its label's primary, from the request records", open=True):
+        canaries = gr.Markdown(elem_id="view-canary")
     with gr.Row():
         old = gr.Dropdown(label="Diff from", choices=[], elem_id="diff-from")
         new = gr.Dropdown(label="Diff to", choices=[], elem_id="diff-to")
@@ -98,7 +121,16 @@ def build_viewer(get: GetService) -> dict[str, Any]:
         text = prompt_diff.to_text([result])
         return text if result.changed else f"{name} v{a} and v{b} are identical.", ""
 
+    def on_canary(name: str | None) -> str:
+        if not name:
+            return ""
+        try:
+            return canary_markdown(get(), name)
+        except PromptOpsError as exc:
+            return describe_error(exc)
+
     prompt.change(on_prompt, prompt, [version, history, moves, old, new, error])
+    prompt.change(on_canary, prompt, canaries)
     version.change(on_version, version, [document, rendered, error])
     show.click(on_diff, [prompt, old, new], [diff, error])
 

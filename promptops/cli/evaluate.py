@@ -199,6 +199,7 @@ def test(ctx: typer.Context,
          names: Annotated[Optional[list[str]], typer.Argument(help="Prompts to test (default: all).")] = None,
          ref: Annotated[Optional[str], typer.Option("--ref", help="Test this version of each prompt (N, sha, tag, head, approved).")] = None,
          changed_since: Annotated[Optional[str], typer.Option("--changed-since", help="Only prompts changed since this git ref.")] = None,
+         dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Run the rows of this JSONL or CSV file (any path, e.g. a capture: .promptops/captures/NAME.jsonl) instead of the prompts' own cases; captured rows run on the prompt they were captured for.")] = None,
          models: Annotated[Optional[list[str]], typer.Option("--model", help="Run every case on this model (repeatable: a model matrix; default: the prompt's `models`, else its `model`).")] = None,
          compare: Annotated[Optional[str], typer.Option("--compare", help="Also run each prompt at this ref (a label, version, tag...) on the same cases and report what got better and worse; exit 1 when something regressed.")] = None,
          repeat: Annotated[int, typer.Option("--repeat", min=1, help="Run each case N times its own `repeat` (its min_pass_rate still decides).")] = 1,
@@ -222,6 +223,12 @@ def test(ctx: typer.Context,
     if format_ not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
     selected = _targets(ctx, list(names or []), ref, changed_since)
+    if dataset is not None:
+        from dataclasses import replace
+
+        from promptops.evaluation.datasets import with_dataset
+
+        selected = [replace(t, prompt=with_dataset(t.prompt, dataset)) for t in selected]
     untested = [t.prompt.name for t in selected if not t.prompt.tests]
     if require_tests and untested:
         # CI approves what passes: a prompt without cases would "pass" without anything being checked.

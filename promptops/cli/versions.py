@@ -135,13 +135,28 @@ def status(ctx: typer.Context, format_: Format = None) -> int:
     return EXIT_OK
 
 
+def _check_canary(value: Optional[float]) -> Optional[float]:
+    if value is not None and not 0 < value < 100:
+        raise typer.BadParameter(f"a percentage above 0 and below 100, got {value:g}", param_hint="--canary")
+    return value
+
+
 def promote(ctx: typer.Context,
             ref: Annotated[str, typer.Argument(help="NAME@REF: the version to promote (NAME alone: the newest).")],
             label: Annotated[str, typer.Argument(help="Label to point at it, e.g. production or staging.")],
             commit: Annotated[bool, typer.Option("--commit", help="Commit labels.json (only that file).")] = False,
+            canary: Annotated[Optional[float], typer.Option(
+                "--canary", metavar="PERCENT", callback=_check_canary,
+                help="Make the version the label's canary for this share of callers (0 < PERCENT < 100); "
+                     "the label's own version stays.")] = None,
             message: Annotated[Optional[str], typer.Option("-m", "--message", help="Commit message.")] = None) -> int:
-    """Point a label at a version in labels.json (protected labels need an approved version)."""
-    change = _store(ctx).promote(ref, label, commit=commit, message=message)
+    """Point a label at a version in labels.json, or start a canary of it (protected: approved versions only).
+
+    --canary 10 serves the version to 10% of callers (by sticky key) and the label's own version to
+    the rest; run it again with another percentage to change the share. Promoting the canary's version
+    without --canary finishes the canary (that version serves everyone); `promptops rollback` ends it.
+    """
+    change = _store(ctx).promote(ref, label, commit=commit, canary=canary, message=message)
     _report_move(change, commit)
     return EXIT_OK
 
@@ -150,7 +165,11 @@ def rollback(ctx: typer.Context,
              name: Annotated[str, typer.Argument(help="Prompt name.")],
              label: Annotated[str, typer.Argument(help="Label to move back.")] = "production",
              commit: Annotated[bool, typer.Option("--commit", help="Commit labels.json (only that file).")] = False) -> int:
-    """Move a label back to the version it pointed to before its last move (from labels.json's git history)."""
+    """End a label's canary, else move the label back to its previous version (from labels.json's git history).
+
+    While a canary runs, rollback ends it and the label's own version serves everyone again; a second
+    rollback then moves the label itself back.
+    """
     change = _store(ctx).rollback(name, label, commit=commit)
     _report_move(change, commit)
     return EXIT_OK
@@ -173,11 +192,14 @@ def labels(ctx: typer.Context,
     # History costs a walk of the labels file's commits per label: only for one prompt, as asked.
     history = {label: store.label_history(n, label) for n, label, _ in pairs} if name else {}
     moves = {label: " -> ".join(f"v{v}" if v else "(unset)" for _, v in history[label]) for label in history}
-    table(("prompt", "label", "version", "policy", *(["history"] if name else [])),
-          [(n, label, f"v{number}", "protected" if label in current.protected else "",
+    canaries = {(n, label): current.canary(n, label) for n, label, _ in pairs}
+    table(("prompt", "label", "version", "canary", "policy", *(["history"] if name else [])),
+          [(n, label, f"v{number}", str(canaries[n, label] or ""), "protected" if label in current.protected else "",
             *([moves[label]] if name else [])) for n, label, number in pairs],
           fmt=format_,
           records=[{"prompt": n, "label": label, "version": number, "protected": label in current.protected,
+                    "canary": ({"version": canaries[n, label].version, "weight": canaries[n, label].weight}
+                               if canaries[n, label] else None),
                     "history": [{"commit": c, "version": v} for c, v in history[label]] if name else None}
                    for n, label, number in pairs])
     return EXIT_OK

@@ -10,13 +10,20 @@ The entry's `vars` are defaults under each row's, its `assert` list applies to e
 the row's own), and its `repeat`, `min_pass_rate` and `threshold` apply unless a row sets them.
 
 A row is either the inline case form (a JSONL object with `vars`: `{"vars": {...}, "assert": [...],
-"name": ..., "repeat": ..., "min_pass_rate": ..., "threshold": ...}`) or flat: every key (JSONL)
-or column (CSV) is a variable, except those starting with `__`: `__name`, `__assert` (a JSON list
-of assertions), `__repeat`, `__min_pass_rate`, `__threshold`, and `__expected` (also
+"name": ..., "repeat": ..., "min_pass_rate": ..., "threshold": ..., "history": [...]}`) or flat: every
+key (JSONL) or column (CSV) is a variable, except those starting with `__`: `__name`, `__assert` (a JSON
+list of assertions), `__repeat`, `__min_pass_rate`, `__threshold`, `__history`, and `__expected` (also
 `__expected2`, `__expected_tone`, ... for more): `TYPE: VALUE` or `TYPE(THRESHOLD): VALUE` for any
 assertion type (`contains: Berlin`, `similar(0.8): Berlin is the capital`, `is-json`), anything
 else `equals`. An empty CSV cell sets nothing. Rows are read one at a time: memory stays flat
 whatever the file's size.
+
+`history` (a JSON list in a CSV cell) holds the past turns the case is answered after, `[{"role":
+"user" | "assistant", "content": "..."}]`, placed where the prompt puts history. `__captured` is a
+captured request's metadata (promptops.capture: request id, version, the answer it got): kept on the
+case (`Case.captured`), never a variable. A captured file (`.promptops/captures/NAME.jsonl`) is a
+dataset as it stands: `promptops test NAME --dataset FILE` runs any such file (`with_dataset`), in the
+repository or not, and runs on each prompt only the rows captured for it (and the rows that say no prompt).
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from promptops.prompt.render import parse
 from promptops.prompt.schema import json_path, line_of, reject_duplicates, schema
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-CASE_KEYS = ("name", "vars", "assert", "repeat", "min_pass_rate", "threshold")
+CASE_KEYS = ("name", "vars", "assert", "repeat", "min_pass_rate", "threshold", "history")
+CAPTURED = "__captured"  # a captured request's metadata (promptops.capture), kept on the case
+EXTERNAL = "__file"  # a dataset entry naming a file by its own path (`with_dataset`), never written in a prompt file
 MAX_PROBLEMS_PER_FILE = 20
 _NUMERIC_TYPES = frozenset({"min-length", "max-length", "latency-ms", "latency", "tokens"})
 _BARE = frozenset({"is-json", "json-schema", "tool-call"})  # need no value (json-schema: the prompt's own schema)
@@ -60,12 +69,14 @@ class Case:
     min_pass_rate: float = 1.0
     threshold: float | None = None
     source: str = ""
+    history: tuple[Mapping[str, Any], ...] = ()  # past turns, [{"role", "content"}]
+    captured: Mapping[str, Any] | None = None  # a captured request's metadata (`__captured`)
 
     def as_mapping(self) -> dict[str, Any]:
         """The case as assertions and Python checks get it."""
         return {"name": self.name, "vars": dict(self.vars), "assert": [dict(a) for a in self.assertions],
                 "repeat": self.repeat, "min_pass_rate": self.min_pass_rate, "threshold": self.threshold,
-                "source": self.source}
+                "source": self.source, "history": [dict(t) for t in self.history]}
 
 
 class DatasetError(PromptOpsError):
@@ -236,26 +247,32 @@ class _Entry:
     repeat: int
     min_pass_rate: float
     threshold: float | None
+    external: bool = False  # `ref` is a path of its own (`with_dataset`), not one relative to the prompts
 
     @classmethod
     def of(cls, index: int, test: Mapping[str, Any]) -> _Entry:
         ref = str(test["dataset"])
         name = str(test.get("name") or Path(ref).stem)
         return cls(index, ref, name, dict(test.get("vars", {})), tuple(test.get("assert", [])),
-                   int(test.get("repeat", 1)), float(test.get("min_pass_rate", 1.0)), test.get("threshold"))
+                   int(test.get("repeat", 1)), float(test.get("min_pass_rate", 1.0)), test.get("threshold"),
+                   bool(test.get(EXTERNAL)))
 
 
 def _split(row: Mapping[str, Any], flat_only: bool) -> tuple[dict[str, Any], dict[str, Any], list[Any], list[str]]:
     """(variables, case keys, expected cells, unknown keys) of a row in either form."""
     if not flat_only and isinstance(row.get("vars"), dict):
         meta = {k: v for k, v in row.items() if k in CASE_KEYS and k != "vars"}
+        if CAPTURED in row:
+            meta["captured"] = row[CAPTURED]
         expected = [v for k, v in row.items() if k.startswith("__expected")]
-        unknown = [k for k in row if k not in CASE_KEYS and not k.startswith("__expected")]
+        unknown = [k for k in row if k not in CASE_KEYS and k != CAPTURED and not k.startswith("__expected")]
         return dict(row["vars"]), meta, expected, unknown
     variables, meta, expected, unknown = {}, {}, [], []
     for key, value in row.items():
         if key.startswith("__expected"):
             expected.append(value)
+        elif key == CAPTURED:
+            meta["captured"] = value
         elif key.startswith("__"):
             if key[2:] in CASE_KEYS and key != "__vars":
                 meta[key[2:]] = value
@@ -270,13 +287,21 @@ def _meta_value(key: str, value: Any) -> Any:
     """A case key's value from a JSONL value or a CSV cell (text); ValueError says what is wrong."""
     if isinstance(value, str) and key != "name":
         value = value.strip()
-        if key == "assert":
+        if key in ("assert", "history", "captured"):
             try:
                 value = json.loads(value)
             except ValueError as exc:
-                raise ValueError(f"__assert must be a JSON list of assertions ({exc})") from None
+                what = {"assert": "a JSON list of assertions", "history": "a JSON list of turns",
+                        "captured": "a JSON object"}[key]
+                raise ValueError(f"__{key} must be {what} ({exc})") from None
         else:
             value = _to_number(value)
+    if key == "history":
+        return _history(value)
+    if key == "captured":
+        if not isinstance(value, dict):
+            raise ValueError("__captured must be an object (a captured request's metadata)")
+        return value
     if key == "name":
         if not isinstance(value, str) or not value.strip():
             raise ValueError("name must be a non-empty string")
@@ -293,6 +318,17 @@ def _meta_value(key: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ValueError(f"{key} must be a number from 0 to 1, got {value!r}")
     return float(value)
+
+
+def _history(value: Any) -> tuple[dict[str, Any], ...]:
+    """Past turns: a list of {"role", "content"} objects (the roles a prompt takes are checked when it renders)."""
+    if not isinstance(value, list):
+        raise ValueError('history must be a list of turns, [{"role": "user", "content": "..."}, ...]')
+    for index, turn in enumerate(value):
+        if not isinstance(turn, dict) or not isinstance(turn.get("role"), str) or not isinstance(
+                turn.get("content", ""), str):
+            raise ValueError(f'history[{index}] must be {{"role": "user" | "assistant", "content": "..."}}')
+    return tuple(value)
 
 
 def _variables(raw: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -314,8 +350,8 @@ def _row_case(row: Mapping[str, Any], number: int, entry: _Entry, file: str,
         return Problem(file, message, line=number, fix=fix, code="dataset-row")
 
     raw_vars, raw_meta, expected, unknown = _split(row, is_csv)
-    problems = [problem(f"unknown key {k!r}", "case keys start with __ in flat rows: "
-                        "__name, __assert, __expected, __repeat, __min_pass_rate, __threshold") for k in unknown]
+    problems = [problem(f"unknown key {k!r}", "case keys start with __ in flat rows: __name, __assert, "
+                        "__expected, __repeat, __min_pass_rate, __threshold, __history") for k in unknown]
     variables, bad = _variables(raw_vars)
     problems += [problem(message, "quote the value") for message in bad]
     meta: dict[str, Any] = {}
@@ -339,7 +375,8 @@ def _row_case(row: Mapping[str, Any], number: int, entry: _Entry, file: str,
     case = Case(name=meta.get("name", f"{entry.name}:{number}"),
                 vars={**_variables(entry.vars)[0], **variables}, assertions=tuple(assertions),
                 repeat=meta.get("repeat", entry.repeat), min_pass_rate=meta.get("min_pass_rate", entry.min_pass_rate),
-                threshold=meta.get("threshold", entry.threshold), source=f"{file}:{number}")
+                threshold=meta.get("threshold", entry.threshold), source=f"{file}:{number}",
+                history=meta.get("history", ()), captured=meta.get("captured"))
     return case, [], set(variables)
 
 
@@ -350,16 +387,19 @@ def _open(repo: Path, opener: Opener | None, rel: str) -> IO[bytes]:
 def _dataset_rows(entry: _Entry, repo: Path, prompts_dir: str,
                   opener: Opener | None) -> Iterator[tuple[int, Mapping[str, Any] | Problem, str, bool]]:
     """(line, row or problem, file, is CSV) for each row; raises PromptOpsError when the file cannot be opened."""
-    rel = repo_relative(entry.ref, prompts_dir)
+    rel = entry.ref if entry.external else repo_relative(entry.ref, prompts_dir)
     kind = FORMATS.get(Path(rel).suffix.lower())
     if kind is None:
         raise PromptOpsError(f"dataset {entry.ref!r} is neither JSONL nor CSV",
                              fix="name it *.jsonl, *.ndjson or *.csv (one case a row)")
     try:
-        stream = _open(repo, opener, rel)
+        stream = open(rel, "rb") if entry.external else _open(repo, opener, rel)  # noqa: SIM115 - closed below
     except FileNotFoundError:
+        where = "" if entry.external else f" (relative to {prompts_dir}/)"
         raise PromptOpsError(f"dataset file {rel} does not exist",
-                             fix=f"create it, or fix the path (relative to {prompts_dir}/)") from None
+                             fix=f"create it, or fix the path{where}") from None
+    except IsADirectoryError:
+        raise PromptOpsError(f"dataset {rel} is a directory", fix="name a JSONL or CSV file") from None
     except OSError as exc:
         raise PromptOpsError(f"cannot read dataset {rel}: {exc.strerror}") from None
     with stream:
@@ -386,15 +426,35 @@ def iter_dataset(test: Mapping[str, Any], repo: Path, prompts_dir: str = "prompt
 
 def iter_cases(prompt: Prompt, repo: Path, prompts_dir: str = "prompts", *,
                opener: Opener | None = None) -> Iterator[Case]:
-    """Every test case of a prompt in file order: inline cases, and each dataset's rows, streamed."""
+    """Every test case of a prompt in file order: inline cases, and each dataset's rows, streamed.
+
+    A file of `with_dataset` gives only the rows captured for this prompt (and those that say no prompt).
+    """
     file = f"{prompts_dir}/{prompt.name}.json"
     for index, test in enumerate(prompt.tests):
         if "dataset" in test:
-            yield from iter_dataset(test, repo, prompts_dir, index=index, opener=opener)
+            cases = iter_dataset(test, repo, prompts_dir, index=index, opener=opener)
+            if test.get(EXTERNAL):
+                cases = (c for c in cases if not c.captured or c.captured.get("prompt") in (None, prompt.name))
+            yield from cases
             continue
         yield Case(name=str(test["name"]), vars=dict(test.get("vars", {})), assertions=tuple(test.get("assert", [])),
                    repeat=int(test.get("repeat", 1)), min_pass_rate=float(test.get("min_pass_rate", 1.0)),
-                   threshold=test.get("threshold"), source=f"{file} $.tests[{index}]")
+                   threshold=test.get("threshold"), source=f"{file} $.tests[{index}]",
+                   history=tuple(test.get("history", ())))
+
+
+def with_dataset(prompt: Prompt, path: Path) -> Prompt:
+    """`prompt` whose test cases are the rows of the JSONL or CSV file at `path` instead of its own
+    (`promptops test NAME --dataset FILE`): any file, inside the repository or not, e.g. a capture."""
+    entry = {"dataset": str(path), "name": path.stem, EXTERNAL: True}
+    return Prompt(prompt.name, {**prompt.document, "tests": [entry]}, prompt.config)
+
+
+def read_file(path: Path) -> Iterator[Case]:
+    """The cases of any JSONL or CSV file, one row at a time (`promptops review --replay`: captured rows,
+    each with its `captured` metadata). Raises DatasetError at the first row that cannot be a case."""
+    return iter_dataset({"dataset": str(path), "name": path.name, EXTERNAL: True}, Path("."))
 
 
 # --- validation -------------------------------------------------------------------------------------------

@@ -242,7 +242,7 @@ async def run_tests(client: Streamer, targets: Sequence[Target], default_model: 
 def _prepare(prompt: Prompt, target: Target, case: Case, default_model: str) -> chat.Prepared | str:
     """The case rendered for its model once (every attempt sends the same text), or why it cannot be."""
     try:
-        return chat.prepare(prompt, None, variables=case.vars, default_model=default_model,
+        return chat.prepare(prompt, None, case.history, variables=case.vars, default_model=default_model,
                             version=target.label, source=f"{prompt.name}@{target.label}")
     except PromptOpsError as exc:
         return exc.message

@@ -351,14 +351,20 @@ class PromptStore:
                 events.append(LabelEvent(commit, version, author, date))
             return events
 
-    def promote(self, ref: str, label: str, *, commit: bool = False, author: tuple[str, str] | None = None,
-                message: str | None = None) -> LabelChange:
-        """Point `label` at the version `ref` names, in the working-tree labels file or (commit) as a commit."""
-        return releases.promote(self, ref, label, commit=commit, author=author, message=message)
+    def promote(self, ref: str, label: str, *, commit: bool = False, canary: float | None = None,
+                author: tuple[str, str] | None = None, message: str | None = None) -> LabelChange:
+        """Point `label` at the version `ref` names, in the working-tree labels file or (commit) as a commit.
+
+        With `canary` (a percentage, 0 < canary < 100) the version becomes the label's canary, served to
+        that share of sticky keys, and the label's own version stays; without it a running canary ends
+        (finished when `ref` is the canary's version, dropped otherwise). See promptops.store.releases.
+        """
+        return releases.promote(self, ref, label, commit=commit, canary=canary, author=author, message=message)
 
     def rollback(self, name: str, label: str = "production", *, commit: bool = False,
                  author: tuple[str, str] | None = None) -> LabelChange:
-        """Move `label` back to the version it pointed to before its last move."""
+        """End the label's canary when one runs (its own version stays), else move `label` back to the version
+        it pointed to before its last move."""
         return releases.rollback(self, check_name(name), label, commit=commit, author=author)
 
     # -- approvals ----------------------------------------------------------------------------------

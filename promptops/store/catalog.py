@@ -10,8 +10,8 @@ at that commit. When the newest commit does not (a broken `labels.json` merged a
 server keeps the catalog of the last head that did and reports the problems
 (:func:`build_last_good`); the next valid commit is picked up without a restart.
 
-The refs callers use most (a bare name, `NAME@LABEL`, `NAME@N`, `NAME@head`) are resolved when
-the catalog is built; any other is resolved once, in a worker thread, against the catalog's head,
+The refs callers use most (a bare name, `NAME@LABEL`, `NAME@N` of every canary, `NAME@head`) are
+resolved when the catalog is built; any other is resolved once, in a worker thread, against the catalog's head,
 and remembered. Failures are remembered too, so a wrong pin costs no thread hop the second time.
 """
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from promptops.errors import Problem, PromptInvalid, PromptOpsError
+from promptops.store.labels import EMPTY, Canary, Labels
 from promptops.store.model import Resolved, Version
 from promptops.store.resolve import SERVING_LABEL, Default
 
@@ -58,6 +59,7 @@ class Catalog:
     reviewed: Mapping[str, Resolved]  # content_key -> the label target or approved version with that content
     built_at: float = field(default_factory=time.time)
     _answers: dict[tuple[str, str, bool], Resolved | PromptOpsError] = field(default_factory=dict)
+    labels: Labels = EMPTY  # the labels file at `head`
 
     def remembered(self, ref: str, default: Default, drafts: bool) -> Resolved | None:
         """A remembered answer for `ref` (raising a remembered failure again); None: not asked yet."""
@@ -73,6 +75,18 @@ class Catalog:
     def approved(self, name: str) -> list[Version]:
         """The approved versions of `name` at this head, oldest first."""
         return [v for v in self.versions.get(name, ()) if v.approved]
+
+    def canary(self, name: str, label: str) -> Canary | None:
+        """The canary `label` of `name` runs at this head, if it may be served: None when none runs, or when it
+        names no version, the label's own version, or (protected label) a version not approved or revoked
+        (then the label's own version serves everyone). Its version is resolved already: `NAME@N` is warm."""
+        found = self.labels.canary(name, label)
+        line = self.versions.get(name, ())
+        if found is None or not 0 < found.version <= len(line) or found.version == self.labels.target(name, label):
+            return None
+        if label in self.labels.protected and not line[found.version - 1].approved:
+            return None
+        return found
 
 def _resolve(store: PromptStore, catalog: Catalog, ref: str, default: Default, drafts: bool) -> Resolved:
     """`ref` as of the catalog's head, remembered in the catalog (a failure too: raised again next time)."""
@@ -105,10 +119,11 @@ def build(store: PromptStore, at: str | None = None, *, drafts: bool = False) ->
     if problems:
         raise PromptInvalid(problems)
     store.preload([v for found in versions.values() for v in found if v.approved or v.labels])
-    catalog = Catalog(head, key, tag_keys, versions, {})
+    catalog = Catalog(head, key, tag_keys, versions, {}, labels=labels)
     default: Default = "head" if drafts else "approved"
     for name in names:
-        for ref in (name, *(f"{name}@{label}" for label in labels.of(name)), f"{name}@head"):
+        canaries = sorted({f"{name}@{c.version}" for c in labels.canaries.get(name, {}).values()})
+        for ref in (name, *(f"{name}@{label}" for label in labels.of(name)), *canaries, f"{name}@head"):
             with contextlib.suppress(PromptOpsError):  # remembered: a request for it gets the same error
                 _resolve(store, catalog, ref, default, drafts)
     catalog.reviewed = _reviewed(store, versions, labels.of)

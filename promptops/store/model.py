@@ -48,6 +48,7 @@ class Resolved:
     commit: str | None
     approved: bool
     label: str | None = None
+    canary: bool = False  # the label's canary chose this version for the caller (promptops/split.py)
 
 
 @dataclass(frozen=True)

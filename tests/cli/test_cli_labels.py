@@ -38,8 +38,8 @@ def test_rollback_after_two_moves_and_status_drift(three: GitRepo) -> None:
     assert lines[0] == "name\tnewest\tapproved\tsignature\tproduction\tdrift\tworking tree"
     assert lines[1].split("\t")[3:] == ["v2 bad signature (no allowed-signers file in the repository)", "v1",
                                         "production 2 versions behind newest", "clean"]
-    assert run("labels", "a")[1].splitlines() == ["prompt\tlabel\tversion\tpolicy\thistory",
-                                                  "a\tproduction\tv1\tprotected\tv1 -> v2 -> v1"]
+    assert run("labels", "a")[1].splitlines() == ["prompt\tlabel\tversion\tcanary\tpolicy\thistory",
+                                                  "a\tproduction\tv1\t\tprotected\tv1 -> v2 -> v1"]
 
 
 def test_protected_label_refused_and_staging_allowed(three: GitRepo) -> None:
@@ -68,3 +68,34 @@ def test_validate_locates_label_problems(three: GitRepo, labels: dict, message: 
     three.write({"labels.json": labels})
     code, out, _ = run("validate", "labels.json")
     assert code == 1 and message in out and out.endswith("1 file(s) checked: 1 error(s), 0 warning(s)\n")
+
+
+def test_promote_canary_then_finish_and_rollback_messages(three: GitRepo) -> None:
+    run("promote", "a@1", "production", "--commit")
+    code, out, _ = run("promote", "a@2", "production", "--canary", "10", "--commit")
+    assert code == 0 and out.startswith("a: production v1, canary v2 at 10% (was 0%) (committed ")
+    assert "Canary: v2 at 10%\n" in three.git("log", "-1", "--format=%B")
+    assert run("rollback", "a", "--commit")[1].startswith("a: production v1 (canary v2 ended) (committed ")
+    run("promote", "a@2", "production", "--canary", "25", "--commit")
+    assert run("promote", "a@2", "production", "--commit")[1].startswith("a: production v1 -> v2 (canary finished)")
+    assert run("labels", "a")[1].splitlines()[1] == "a\tproduction\tv2\t\tprotected\tv1 -> v2"
+    run("promote", "a@1", "production", "--canary", "25", "--commit")
+    assert run("labels")[1].splitlines()[1] == "a\tproduction\tv2\tv1 at 25%\tprotected"
+
+
+@pytest.mark.parametrize("weight", ["0", "100", "-5", "ten"])
+def test_promote_canary_weight_is_a_usage_error(three: GitRepo, weight: str) -> None:
+    run("promote", "a@1", "production", "--commit")
+    code, _, err = run("promote", "a@2", "production", "--canary", weight)
+    assert code == 2 and "--canary" in err
+
+
+def test_promote_canary_refuses_an_unapproved_version_and_validate_flags_a_hand_edit(three: GitRepo) -> None:
+    run("promote", "a@1", "production", "--commit")
+    code, _, err = run("promote", "a@3", "production", "--canary", "10")
+    assert code == 1 and "production is a protected label and a v3 cannot be its canary: it is not approved" in err
+    canary = {"version": 3, "weight": 10}
+    three.write({"labels.json": {"labels": {"a": {"production": {"version": 1, "canary": canary}}}}})
+    code, out, _ = run("validate", "labels.json")
+    assert code == 1 and "labels.json:7 at $.labels.a.production.canary.version: protected label 'production' " \
+                         "runs a canary of a v3, but it is not approved" in out

@@ -244,3 +244,59 @@ def test_cli_exit_code(contract, args, code):
     contract.commit({"prompts/triage.json": without_summary()}, "drop summary")
     result = CliRunner().invoke(app, ["review", "--base", "main", "--head", "feature", "--format", "text", *args])
     assert result.exit_code == code, result.output
+
+
+def production(version=1, canary=None):
+    """The labels file with production on `version`, and a canary (version, weight) when given."""
+    entry = version if canary is None else {"version": version, "canary": {"version": canary[0], "weight": canary[1]}}
+    return {"labels.json": {"protected": ["production"], "labels": {"support": {"production": entry}}}}
+
+
+@pytest.mark.parametrize(("before", "after", "line", "sides"), [
+    (None, (2, 10), "support production: v1, canary v2 at 10% (was 0%)", ("v1", "v2")),
+    ((2, 10), (2, 50), "support production: v1, canary v2 at 50% (was 10%)", ("v1", "v2")),
+    ((2, 10), None, "support production: v1, canary v2 ended (was 10%)", ("v2", "v1")),
+])
+def test_canary_changes_are_reviewed_between_the_versions_whose_share_moves(released, before, after, line, sides):
+    released.git("checkout", "-q", "main")
+    released.commit(production(canary=before), "labels")
+    released.git("checkout", "-q", "-B", "feature")
+    released.commit(production(canary=after), "canary")
+    report = review(PromptStore(released.path))
+    assert not report.failed and [str(m.move) for m in report.labels] == [line]
+    assert (report.labels[0].diff.old_label, report.labels[0].diff.new_label) == sides
+    assert f"#### `{line}` (protected)\n" in to_markdown(report)
+
+
+def test_a_promoted_canary_is_the_labels_move(released):
+    released.git("checkout", "-q", "main")
+    released.commit(production(canary=(2, 10)), "labels")
+    released.git("checkout", "-q", "-B", "feature")
+    released.commit(production(2), "promote")
+    assert [str(m.move) for m in review(PromptStore(released.path)).labels] == ["support: production v1 -> v2"]
+
+
+def test_a_canary_of_an_unapproved_version_on_a_protected_label_fails(released):
+    released.commit(production(canary=(3, 10)), "canary v3")
+    report = review(PromptStore(released.path))
+    assert report.failed and report.summary() == "0 prompts changed · 1 label move · 1 blocked"
+    assert ("> :x: **blocked** `support production: v1, canary v3 at 10% (was 0%)`: production is a protected label "
+            "and support v3, its canary, is not approved — fix: approve v3 first: "
+            "`promptops approve support --version 3`") in to_markdown(report)
+    assert json.loads(to_json(report))["labels"][0]["canary"] == {
+        "primary": 1, "was": None, "now": {"version": 3, "weight": 10.0}}
+
+
+def test_outputs_show_the_canary_versions_answers_before_and_after(repo):
+    case = {"name": "brief", "vars": {"user": "Hi"}, "assert": [{"type": "contains", "value": "brief"}]}
+    for n, system in ((1, "Be brief."), (2, "Be brief, kind.")):
+        repo.commit({"prompts/support.json": prompt_doc("{system} {user}", system=system, tests=[case])}, f"v{n}")
+        repo.git("tag", "-a", "-m", "ok", f"prompts/support/v{n}", "HEAD")
+    repo.commit(production(), "labels")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.commit(production(canary=(2, 10)), "canary")
+    report = asyncio.run(build_review(PromptStore(repo.path), "main", "feature", client=Echo()))
+    assert [(c.base.attempts[0].answer, c.head.attempts[0].answer) for c in report.labels[0].cases] == [
+        ("Be brief. Hi", "Be brief, kind. Hi")]
+    assert ("#### Model answers: `support production: v1, canary v2 at 10% (was 0%)`\n\n"
+            "| case | v1 | v2 | answer |") in to_markdown(report)

@@ -9,6 +9,7 @@ from promptops.evaluation.datasets import (
     expected_assertion,
     iter_cases,
     iter_dataset,
+    with_dataset,
 )
 from promptops.prompt.schema import load_prompt_bytes
 
@@ -119,3 +120,44 @@ def test_iteration_stops_at_the_first_bad_row_with_its_location(tmp_path):
     make(tmp_path, {"prompts/d.jsonl": '{"user": "a"}\n[1]\n'}, [])
     with pytest.raises(DatasetError, match=r"prompts/d.jsonl:2 at \$: a row must be a JSON object"):
         list(iter_dataset({"dataset": "d.jsonl"}, tmp_path))
+
+
+HISTORY = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("d.jsonl", json.dumps({"vars": {"user": "And now?", "lang": "en"}, "history": HISTORY,
+                            "__captured": {"request_id": "r1", "prompt": "p", "answer": "ok"}}) + "\n"),
+    ("d.csv", "user,lang,__history,__captured\nAnd now?,en," + ",".join(
+        '"' + json.dumps(v).replace('"', '""') + '"' for v in (HISTORY, {"request_id": "r1", "prompt": "p",
+                                                                          "answer": "ok"})) + "\n"),
+])
+def test_rows_carry_history_and_captured_metadata(tmp_path, name, text):
+    prompt = make(tmp_path, {f"prompts/{name}": text}, [{"dataset": name}])
+    [case] = iter_cases(prompt, tmp_path)
+    assert (dict(case.vars), case.history, case.captured) == (
+        {"user": "And now?", "lang": "en"}, tuple(HISTORY), {"request_id": "r1", "prompt": "p", "answer": "ok"})
+    assert not [p for p in check_datasets(prompt, tmp_path) if p.severity == "error"]
+
+
+@pytest.mark.parametrize(("row", "needle"), [
+    ({"vars": {"user": "a"}, "history": "Hi"}, "history must be a JSON list of turns"),
+    ({"vars": {"user": "a"}, "history": [{"content": "Hi"}]}, 'history[0] must be {"role"'),
+    ({"user": "a", "__captured": 3}, "__captured must be an object"),
+])
+def test_bad_history_or_captured_metadata_is_located(tmp_path, row, needle):
+    make(tmp_path, {"prompts/d.jsonl": json.dumps(row) + "\n"}, [])
+    with pytest.raises(DatasetError, match=r"prompts/d.jsonl:1") as error:
+        list(iter_dataset({"dataset": "d.jsonl"}, tmp_path))
+    assert needle in error.value.message
+
+
+def test_a_file_outside_the_repository_runs_the_rows_captured_for_the_prompt(tmp_path):
+    (tmp_path / "repo").mkdir()
+    prompt = make(tmp_path / "repo", {}, [{"dataset": "own.jsonl"}])
+    rows = [{"vars": {"user": "mine"}, "__captured": {"prompt": "p"}}, {"vars": {"user": "other"},
+            "__captured": {"prompt": "q"}}, {"user": "anyone", "lang": "en"}]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cases = list(iter_cases(with_dataset(prompt, tmp_path / "c.jsonl"), tmp_path / "repo"))
+    assert [(c.vars["user"], c.source) for c in cases] == [("mine", f"{tmp_path}/c.jsonl:1"),
+                                                           ("anyone", f"{tmp_path}/c.jsonl:3")]
