@@ -142,6 +142,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for closing in (service.state, service.capture):
             if closing is not None:
                 await asyncio.to_thread(closing.close)  # flushes what is queued
+        service.state_pool.shutdown(wait=False)
 
 
 def open_state(settings: GatewaySettings) -> StateStore | None:

@@ -17,10 +17,11 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from promptops.state import StateStore
 
 Events = AsyncIterator[str | Answer]
+T = TypeVar("T")
 """What `Service.generate` yields: text deltas, then the Answer."""
 
 
@@ -98,6 +100,8 @@ class Service:
         self._refreshing = asyncio.Lock()
         self._head_seen = store.head_commit()
         self.state: StateStore | None = None  # request records and feedback (lifespan opens it: promptops/state)
+        # Its own threads: a slow or unreachable database must not take the default pool the catalog builds in.
+        self.state_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="promptops-state")
         self.capture: Capture | None = None  # production inputs for replay (promptops/capture.py)
         self.replica = settings.replica or socket.gethostname()
 
@@ -105,6 +109,10 @@ class Service:
     def default(self) -> Default:
         """What a bare name means here: the production label or newest approved version (drafts: the newest)."""
         return "head" if self.settings.serve_drafts else "approved"
+
+    async def state_call(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` on the state store's own threads (feedback, reads), never on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.state_pool, function, *args)
 
     async def serve(self, ref: str, user: User | None, sticky: str | None = None) -> Resolved:
         """The version `ref` names, if the serving policy (promptops.policy) lets `user` have it; the one

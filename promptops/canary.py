@@ -12,9 +12,9 @@ primary last week and is the canary now is not mixed, and records of older prima
 primary's records from before the canary's first request are dropped, so both sides cover the same
 hours (traffic mix and load change over a day; a week of primary against an hour of canary would
 compare the hours as much as the versions). Latency, TTFT and tokens are of the answers that succeeded:
-a failure's latency says how fast it failed, and failures are counted by the error rate. A
-person's repeated feedback on one answer counts once, with its latest score (the store keeps one row per
-request and person already; this keeps lists built by hand honest too).
+a failure's latency says how fast it failed, and failures are counted by the error rate. Feedback
+counts once per answer, with its latest score, whoever gave it: several people (or one caller under
+several names) scoring one request add no evidence about the version, only weight to that request.
 
 The tests, both two-sided, significant at p < 0.05 (ALPHA):
 - error rate: the pooled two-proportion z-test (`errors/requests` on each side; p from the normal tail).
@@ -147,9 +147,9 @@ def status(records: Iterable[RequestRecord], feedback: Iterable[tuple[RequestRec
             return "canary" if canary is not None and record.version == canary else None
         return "primary" if record.version == primary and (since is None or record.at >= since) else None
 
-    latest: dict[tuple[str, str | None], tuple[RequestRecord, Feedback]] = {}
+    latest: dict[str, tuple[RequestRecord, Feedback]] = {}
     for record, given in feedback:
-        key = (given.request_id, given.user)
+        key = given.request_id  # one vote per answer: several people scoring one request is not more evidence
         if key not in latest or given.at >= latest[key][1].at:
             latest[key] = (record, given)
     versions = {"primary": primary, "canary": canary}

@@ -41,6 +41,7 @@ from typing import IO, Any
 
 from promptops.config.settings import env, find_repo_root
 from promptops.errors import PromptOpsError
+from promptops.files import keep_out_of_git
 from promptops.prompt.names import NAME_PATTERN
 
 CAPTURES_DIR = ".promptops/captures"
@@ -374,6 +375,7 @@ class Capture:
         state = self._files.get(prompt)
         if state is None or state.handle is None:
             self.directory.mkdir(parents=True, exist_ok=True)
+            keep_out_of_git(self.directory.parent)  # .promptops/: captured inputs are never committed
             path = self._path(prompt)
             handle = open(path, "ab")  # noqa: SIM115 - kept open across batches, closed on rotate and close
             state = self._files[prompt] = _File(handle, os.fstat(handle.fileno()).st_size)

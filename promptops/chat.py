@@ -166,6 +166,13 @@ def with_overrides(prompt: Prompt, overrides: Mapping[str, Any]) -> Mapping[str,
     """The prompt's sampling config with `overrides` applied, validated by the prompt schema."""
     if not overrides:
         return prompt.config
+    asked = [key for key in ("structured_outputs", "guided_decoding") if overrides.get(key) is not None]
+    contract = prompt.contract
+    if asked and (contract.declares_format or contract.tools):
+        from promptops.errors import ContractRefused
+
+        raise ContractRefused(f"config.{asked[0]} would replace the output contract {prompt.name} declares",
+                              fix=f"drop {asked[0]} from the request: the prompt's own constraint applies")
     from promptops.prompt.schema import check_bytes, encode_text
 
     document = dict(prompt.document)
@@ -221,7 +228,7 @@ def prepare(target: Prompt | Resolved, message: str | None = None,
     model = prompt.model or default_model
     contract = contract or prompt.contract
     turns, tail = to_turns(history), to_turns(after)
-    if not contract.callable_tools and any(turn.role == "tool" for turn in (*turns, *tail)):
+    if not contract.tools and any(turn.role == "tool" for turn in (*turns, *tail)):
         raise PromptOpsError(f"the conversation holds a tool result, but {source} has no tools to call",
                              fix="send only user and assistant messages to this prompt")
     text = render(prompt, values, turns, chat_template=chat_template, default_model=model, after=tail,

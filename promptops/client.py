@@ -113,9 +113,10 @@ class PromptVersion:
             out["tools"], out["tool_choice"] = self.tools, self.tool_choice
         return out
 
-    def render(self, **variables: str) -> str:
-        """The text the model gets (a chat prompt through its model's chat template, read locally)."""
-        return render(self.prompt, variables)
+    def render(self, model: str | None = None, **variables: str) -> str:
+        """The text the model gets (a chat prompt through its model's chat template, read locally: the prompt's
+        `model`, else `model` here; a chat prompt naming none needs it, as the gateway uses its default model)."""
+        return render(self.prompt, variables, default_model=model)
 
     def messages(self, user: str, history: Sequence[Mapping[str, str]] = (), **variables: str) -> list[dict[str, str]]:
         """The OpenAI `messages` for `user`'s message after `history` (`[{role, content}]`); see the module doc."""

@@ -32,3 +32,13 @@ def atomic_write(path: Path, data: bytes, *, exclusive: bool = False, mode: int 
             os.unlink(tmp)
         raise
 
+
+def keep_out_of_git(folder: Path) -> None:
+    """A `.gitignore` of `*` in promptops' own state folder (`.promptops/`): request records, feedback and
+    captured inputs must never be committed by a `git add -A`."""
+    ignore = folder / ".gitignore"
+    if folder.name == ".promptops" and not ignore.exists():
+        try:
+            ignore.write_text("# promptops' local state: never committed\n*\n")
+        except OSError:  # a read-only folder: nothing to protect from a commit here
+            pass

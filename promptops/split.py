@@ -26,7 +26,8 @@ _TOP = math.nextafter(100.0, 0.0)  # the largest bucket: int / 2**64 rounds to 1
 
 def bucket(prompt: str, label: str, key: str) -> float:
     """The key's bucket for this prompt and label, in [0, 100)."""
-    digest = hashlib.sha256(f"{prompt}\0{label}\0{key}".encode()).digest()
+    # surrogatepass: a key is whatever a caller sent (an OpenAI `user` may hold a lone surrogate from JSON)
+    digest = hashlib.sha256(f"{prompt}\0{label}\0{key}".encode("utf-8", "surrogatepass")).digest()
     return min(int.from_bytes(digest[:8], "big") / 2**64 * 100, _TOP)
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -46,7 +45,7 @@ async def feedback(body: FeedbackRequest, request: Request) -> dict[str, Any]:
     user, caller = identity(request)
     request_id = body.request_id.removeprefix("chatcmpl-")
     who = user.email if user is not None else caller
-    saved = await asyncio.to_thread(service.state.add_feedback, request_id, body.value, body.comment, who)
-    record = await asyncio.to_thread(service.state.request, request_id)
+    saved = await service.state_call(service.state.add_feedback, request_id, body.value, body.comment, who)
+    record = await service.state_call(service.state.request, request_id)
     return {"request_id": saved.request_id, "score": saved.score, "prompt": record.prompt if record else None,
             "version": record.version if record else None, "canary": record.canary if record else None}

@@ -13,9 +13,10 @@
   and the caller's next request carries that assistant message and `tool` messages with the results.
 
 The prompt's `response_format` and tools are enforced by the model server (promptops.prompt.outputs):
-`message.content` is the JSON text, as OpenAI answers. A caller's `response_format`/`tools` apply where
-the prompt declares none; one that differs from the prompt's is refused with 400 (a caller cannot loosen
-a reviewed contract), and `tool_choice` may only narrow the prompt's.
+`message.content` is the JSON text, as OpenAI answers. A caller's `response_format` applies where the
+prompt declares none; one that differs from the prompt's is refused with 400 (a caller cannot loosen a
+reviewed contract); tools come only from the prompt file; `tool_choice` may only narrow the prompt's
+(`Contract.with_caller`).
 
 `usage` and `finish_reason` are the model's own (its tokenizer's counts; `length` when `max_tokens`
 ended the answer, `stop` otherwise). `logprobs: true` (with `top_logprobs: N`) returns the model's log

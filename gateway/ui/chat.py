@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -161,7 +160,7 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
             return "Feedback is not recorded here (no state store, or an answer from before a restart)."
         user, caller = ui_identity(service, auth, request)
         who = user.email if user is not None else caller
-        await asyncio.to_thread(service.state.add_feedback, request_id, float(like.liked is True), None, who)
+        await service.state_call(service.state.add_feedback, request_id, float(like.liked is True), None, who)
         return f"Feedback recorded for request {request_id[:8]}."
 
     def on_version(ref: str | None) -> tuple[Messages, Messages, str, dict[int, str]]:

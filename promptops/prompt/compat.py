@@ -14,7 +14,7 @@ caches, conversation history replayed to the model, its own fixtures. A change i
 2. the contract rejects an answer it accepted: a required field or parameter added, a field made
    required, a type narrowed (`["string", "null"]` -> `"string"`, `number` -> `integer`) or changed,
    an enum value removed, a bound tightened, `additionalProperties` closed, a pattern or another
-   constraint added or changed, an anyOf branch removed.
+   constraint added or changed, an anyOf branch removed, tool calls newly forced (plain answers stop).
 
 It is **compatible** when the contract only loosened or gained something optional: an optional field or
 parameter added, a field made optional, an enum value added, a type widened, a bound loosened,
@@ -179,6 +179,8 @@ def _tool_choice(old: Contract, new: Contract, out: list[ContractChange]) -> Non
         reasons.append("calls of " + ", ".join(f"`{n}`" for n in stopped) + " stop")
     if old.calls_required and not new.calls_required and new.callable_tools:
         reasons.append("the model may now answer without calling a tool")
+    if not old.calls_required and new.calls_required:
+        reasons.append("the model can no longer answer without calling a tool (plain answers stop)")
     message = f"tool_choice changed from {_choice(old.tool_choice)} to {_choice(new.tool_choice)}"
     out.append(ContractChange("tool_choice", "tool-choice-changed", bool(reasons),
                               message + (": " + "; ".join(reasons) if reasons else "")))

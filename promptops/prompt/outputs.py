@@ -105,6 +105,12 @@ class Contract:
     response_format: Mapping[str, Any] | None = None
     tools: tuple[Tool, ...] = ()
     tool_choice: str | Mapping[str, Any] = "auto"
+    declares_constraint: bool = False  # the prompt's config sets structured_outputs/guided_decoding itself
+
+    @property
+    def declares_format(self) -> bool:
+        """The prompt fixes the answer's format: a response_format other than text, or its own constraint."""
+        return (self.response_format is not None and self.kind != "text") or self.declares_constraint
 
     @property
     def kind(self) -> str:
@@ -225,40 +231,65 @@ class Contract:
                     tool_choice: str | Mapping[str, Any] | None = None) -> Contract:
         """This contract with what a caller asked for (the OpenAI route's fields).
 
-        A caller may set a response_format or tools where the prompt declares none, send the prompt's
-        own again, and narrow `tool_choice` (`auto` -> `required`, `none` or one named tool). Anything
-        that replaces or loosens the prompt's reviewed contract is refused (ContractRefused, a 400)."""
-        declared = self.response_format is not None and self.kind != "text"
+        Tools come only from the prompt file: their descriptions reach the system text, which is reviewed code,
+        so a caller may send the prompt's own tools again but not add, drop or change any. A caller may set an
+        OpenAI `response_format` (json_schema, json_object, text) where the prompt declares no format, no tools
+        and no constraint of its own, send the prompt's own again, and narrow `tool_choice` (`auto` ->
+        `required`, `none` or one named tool). Anything else is refused (ContractRefused, a 400); a malformed
+        field is a PromptOpsError (400) naming it."""
+        for field_name, value in (("response_format", response_format), ("tool_choice", tool_choice)):
+            if value is not None:
+                _check_shape(field_name, value)
+        for index, item in enumerate(tools or ()):
+            _check_shape("tool", item, f"tools[{index}]")
         fmt = self.response_format
-        if response_format is not None:
-            if declared and _canonical(response_format) != _canonical(self.response_format):
+        if response_format is not None and _canonical(response_format) != _canonical(self.response_format):
+            if self.declares_format or self.tools:
                 raise ContractRefused(
                     f"response_format {_short(response_format)} differs from the prompt's reviewed "
-                    f"{_short(self.response_format)}: a caller cannot loosen or replace a prompt's output schema",
+                    f"{_short(self.response_format) if self.declares_format else 'contract'}: a caller cannot "
+                    "loosen or replace a prompt's output schema",
                     fix="drop response_format from the request (the prompt's own applies), or change the "
                         "prompt file in a reviewed version")
+            if response_format.get("type") not in ("json_schema", "json_object", "text"):
+                raise ContractRefused(f"response_format type {response_format.get('type')!r} is a prompt file's "
+                                      "option, not a caller's", fix="send json_schema, json_object or text")
             fmt = response_format
-        tool_list = self.tools
         if tools is not None:
-            asked = tuple(tool_from_openai(item, f"tools[{i}]") for i, item in enumerate(tools))
-            if self.tools and _canonical([t.openai() for t in asked]) != _canonical([t.openai() for t in self.tools]):
-                raise ContractRefused("tools differ from the prompt's reviewed tools: a caller cannot add, remove "
-                                      "or change a prompt's tools",
-                                      fix="drop tools from the request (the prompt's own apply)")
-            tool_list = asked or self.tools
+            asked = [tool_from_openai(item, f"tools[{i}]").openai() for i, item in enumerate(tools)]
+            if asked and _canonical(asked) != _canonical([t.openai() for t in self.tools]):
+                raise ContractRefused("tools differ from the prompt's reviewed tools: tools come only from the "
+                                      "prompt file (their descriptions are part of its reviewed system text)",
+                                      fix="drop tools from the request (the prompt's own apply), or add them to "
+                                          "the prompt file in a reviewed version")
         choice = self.tool_choice
-        if tool_choice is not None:
+        if tool_choice is not None and self.tools:
             narrowing = self.tool_choice == "auto" or _canonical(tool_choice) == _canonical(self.tool_choice)
-            if self.tools and not narrowing:
+            if not narrowing:
                 raise ContractRefused(f"tool_choice {tool_choice!r} would loosen the prompt's {self.tool_choice!r}",
                                       fix="drop tool_choice from the request")
             choice = tool_choice
-        contract = Contract(fmt, tool_list, choice)
-        problems = contract_problems(contract.describe() | {"tools": [t.openai() for t in tool_list]}
-                                     if tool_list else contract.describe())
+        contract = Contract(fmt, self.tools, choice, self.declares_constraint)
+        problems = contract_problems({"response_format": fmt} if fmt else {})
         if problems:
-            raise PromptOpsError(problems[0][1], fix=problems[0][2])
+            raise PromptOpsError(f"response_format: {problems[0][1]}", fix=problems[0][2])
         return contract
+
+
+def _check_shape(kind: str, value: Any, where: str | None = None) -> None:
+    """A caller's response_format, tool or tool_choice against the prompt schema's definition of it."""
+    errors = validation_errors(value, _definition(kind), where or kind)
+    if errors:
+        raise PromptOpsError(f"{errors[0]}", fix=f"send {kind} in OpenAI's shape (see schemas/prompt.schema.json)")
+
+
+@lru_cache(maxsize=4)
+def _definition(kind: str) -> dict[str, Any]:
+    from promptops.prompt.schema_file import schema
+
+    full = schema()
+    part = full["$defs"]["tool"] if kind == "tool" else full["properties"][kind]
+    return {**part, "$defs": full["$defs"]}
 
 
 def _tool(contract: Contract, name: str) -> Tool:
@@ -280,7 +311,10 @@ def _read_pattern(contract: Contract, text: str) -> Structured:
         return Structured(text if ok else None, ok, () if ok else (f"{text!r} is none of the choices",), content=text)
     import re
 
-    ok = re.fullmatch(str(fmt.get("regex", "")), text) is not None
+    try:  # Python's re is not xgrammar's dialect: a pattern it cannot read leaves the answer unchecked
+        ok = re.fullmatch(str(fmt.get("regex", "")), text) is not None
+    except re.error as exc:
+        return Structured(None, False, (f"the regex cannot be checked here: {exc}",), content=text)
     return Structured(text if ok else None, ok, () if ok else ("the answer does not match the regex",), content=text)
 
 
@@ -295,7 +329,10 @@ def validation_errors(value: Any, schema: Mapping[str, Any], where: str = "$") -
     """Why `value` does not validate against `schema`: one line per error (at most 10), each starting with
     its JSON path under `where` (`$.items[0].name: ...`). Empty when it validates."""
     validator = _validator(json.dumps(schema, sort_keys=True))
-    errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+    except Exception as exc:  # an unresolvable $ref (validate refuses them; a caller's may slip through)
+        return (f"{where}: cannot be validated: {exc}",)
     return tuple(f"{where}{_path(error.absolute_path)}: {error.message}" for error in errors[:10])
 
 
@@ -325,11 +362,29 @@ def tool_from_openai(item: Any, where: str = "tools[0]") -> Tool:
     return Tool(function["name"], str(function.get("description", "")), parameters)
 
 
+def _refs(node: Any, pointer: str = "") -> list[tuple[str, str]]:
+    """Every `$ref` in a schema with its JSON pointer."""
+    found: list[tuple[str, str]] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                found.append((f"{pointer}/$ref", value))
+            else:
+                found += _refs(value, f"{pointer}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _refs(value, f"{pointer}/{index}")
+    return found
+
+
 def of(document: Mapping[str, Any]) -> Contract:
     """The contract a prompt document declares (`response_format`, `tools`, `tool_choice`)."""
     fmt = document.get("response_format")
     tools = tuple(tool_from_openai(item, f"tools[{i}]") for i, item in enumerate(document.get("tools") or ()))
-    return Contract(fmt if isinstance(fmt, Mapping) else None, tools, document.get("tool_choice") or "auto")
+    config = document.get("config") or {}
+    constrained = any(config.get(key) is not None for key in ("structured_outputs", "guided_decoding"))
+    return Contract(fmt if isinstance(fmt, Mapping) else None, tools, document.get("tool_choice") or "auto",
+                    constrained)
 
 
 def contract_problems(document: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -353,10 +408,22 @@ def contract_problems(document: Mapping[str, Any]) -> list[tuple[str, str, str]]
             return
         for pointer, message, fix in unsupported(schema):
             problems.append((where + pointer, message, fix))
+        for pointer, ref in _refs(schema):
+            if not ref.startswith("#"):
+                problems.append((where + pointer, f"$ref {ref!r} points outside the schema",
+                                 "inline the referenced schema under $defs and refer to it as #/$defs/NAME"))
 
     fmt = document.get("response_format")
     if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
         check_schema((fmt.get("json_schema") or {}).get("schema", {}), "/response_format/json_schema/schema")
+    if isinstance(fmt, Mapping) and fmt.get("type") == "regex":
+        import re
+
+        try:
+            re.compile(str(fmt.get("regex", "")))
+        except re.error as exc:
+            problems.append(("/response_format/regex", f"not a regular expression: {exc}",
+                             "write a plain regular expression (no \\p{...} classes, lookaround or backreferences)"))
     seen: set[str] = set()
     for i, item in enumerate(document.get("tools") or ()):
         function = item.get("function", {}) if isinstance(item, Mapping) else {}

@@ -159,12 +159,17 @@ def chat_messages(prompt: Prompt, variables: Mapping[str, str] | None = None,
     return out + [{"role": t.role, "content": t.content} for t in after]
 
 
+def tool_results_as_user(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """`tool` turns as user turns that say so, for a template that knows no tool role."""
+    return [{"role": "user", "content": f"Tool result: {m['content']}"} if m["role"] == "tool" else m
+            for m in messages]
+
+
 def with_tools(messages: list[dict[str, str]], contract: Contract) -> list[dict[str, str]]:
     """Messages for a template that cannot take `tools`: the tools' instructions join the system message
     (one is added first when there is none) and tool results become user turns that say so."""
     note = contract.instructions()
-    out = [{"role": "user", "content": f"Tool result: {m['content']}"} if m["role"] == "tool" else m
-           for m in messages]
+    out = tool_results_as_user(messages)
     if out and out[0]["role"] == "system":
         return [{"role": "system", "content": f"{out[0]['content']}\n\n{note}".lstrip()}, *out[1:]]
     return [{"role": "system", "content": note}, *out]
@@ -203,8 +208,9 @@ def render(prompt: Prompt, variables: Mapping[str, str] | None = None, history: 
         template = _chat_template(prompt, chat_template, default_model)
         contract = contract or prompt.contract
         tools = [tool.openai() for tool in contract.callable_tools]
-        if tools and not template.supports_tools:
-            messages, tools = with_tools(messages, contract), []
+        if not template.supports_tools:  # tools into the system message; results as user turns
+            messages = with_tools(messages, contract) if tools else tool_results_as_user(messages)
+            tools = []
         text = template.apply(messages, tools=tools)
     else:
         values = _values(prompt, variables, render_history(prompt, history) if history else None)

@@ -18,22 +18,9 @@ from typing import Any
 from promptops.errors import InvalidName, Problem, PromptInvalid
 from promptops.prompt.model import RESERVED_KEYS, Prompt, normalise_config
 from promptops.prompt.names import check_name
+from promptops.prompt.schema_file import SCHEMA_PATH, schema, schema_bytes  # noqa: F401 (re-exported)
 
 MAX_FILE_BYTES = 1_000_000
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "prompt.schema.json"
-
-
-@lru_cache(maxsize=1)
-def schema_bytes() -> bytes:
-    """The prompt JSON Schema's bytes (from `schemas/`, or the copy packaged with promptops)."""
-    path = SCHEMA_PATH if SCHEMA_PATH.exists() else Path(__file__).with_name("prompt.schema.json")
-    return path.read_bytes()
-
-
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    """The prompt JSON Schema, parsed."""
-    return json.loads(schema_bytes())
 
 
 @lru_cache(maxsize=4)

@@ -8,6 +8,7 @@ from urllib.parse import quote_plus
 import sqlalchemy as sa
 
 from promptops.errors import PromptOpsError
+from promptops.files import keep_out_of_git
 
 DEFAULT_FILE = Path(".promptops") / "state.db"  # under the repository the gateway serves; never committed
 FIX = "use sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
@@ -34,7 +35,9 @@ def _sqlite_file(url: sa.URL) -> sa.URL:
     if not url.database or url.database == ":memory:":
         raise PromptOpsError("an in-memory state database would lose every record when the server stops",
                              fix="name a file: sqlite:///PATH (or leave the URL unset for .promptops/state.db)")
-    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(url.database).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    keep_out_of_git(folder)
     return url
 
 
@@ -49,3 +52,4 @@ def scrubbed(text: str, url: sa.URL) -> str:
         for secret in {str(url.password), quote_plus(str(url.password))}:
             text = text.replace(secret, "***")
     return text
+

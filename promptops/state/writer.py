@@ -89,6 +89,8 @@ class Writer:
             self._stop.set()
         self._nudge()
         self._thread.join(timeout_s)
+        if self._thread.is_alive():  # the database is too slow to take the rest: say how much is at risk
+            log.warning("state: closing with %d request records not yet written", self._queue.qsize())
 
     def _nudge(self) -> None:
         try:
@@ -107,7 +109,7 @@ class Writer:
                 with self._written:
                     self._handled += len(batch)
                     self._written.notify_all()
-            elif self._stop.is_set():
+            elif self._stop.is_set() and self._queue.empty():  # a stale wake from a timed-out flush is not the end
                 if self.lost:
                     log.warning("state: %d request records not written: the database failed while closing",
                                 self.lost)

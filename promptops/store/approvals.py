@@ -59,15 +59,18 @@ _GOOD = re.compile(r'Good "git" signature for (\S+) with')
 
 @dataclass(frozen=True)
 class Signature:
-    """Whether an approval tag's signature verifies against the allowed-signers file."""
+    """Whether an approval tag's signature verifies against the allowed-signers file ("unverified": there is no
+    such file, so nothing can be verified, signed or not)."""
 
-    state: Literal["good", "unsigned", "bad"]
+    state: Literal["good", "unsigned", "unverified", "bad"]
     signer: str | None = None
     detail: str = ""
 
     def __str__(self) -> str:
         if self.state == "good":
             return f"signed by {self.signer}"
+        if self.state == "unverified":  # nothing to check it against: say so, not "bad"
+            return f"not verified ({self.detail})"
         return "unsigned" if self.state == "unsigned" else f"bad signature ({self.detail})"
 
 
@@ -137,7 +140,7 @@ class Approvals:
     def signature(self, tag_object: str, signers: bytes | None) -> Signature:
         """Verify an approval tag against an allowed-signers file's bytes (git's SSH signing format)."""
         if signers is None:
-            return Signature("bad", detail="no allowed-signers file in the repository")
+            return Signature("unverified", detail="no allowed-signers file in the repository")
         digest = hashlib.sha1(signers).hexdigest()[:16]
         key = (tag_object, digest)
         found = self._signatures.get(key)

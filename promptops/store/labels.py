@@ -246,13 +246,14 @@ def parse(data: bytes | None, file: str = LABELS_FILE) -> tuple[Labels | None, l
     for name, labels in document["labels"].items():
         prompts[name] = {}
         for label, entry in labels.items():
+            # int(): JSON Schema's "integer" accepts 2.0, and a version number indexes lists
             if isinstance(entry, dict):
-                prompts[name][label] = entry["version"]
+                prompts[name][label] = int(entry["version"])
                 if "canary" in entry:
                     canary = entry["canary"]
-                    canaries.setdefault(name, {})[label] = Canary(canary["version"], float(canary["weight"]))
+                    canaries.setdefault(name, {})[label] = Canary(int(canary["version"]), float(canary["weight"]))
             else:
-                prompts[name][label] = entry
+                prompts[name][label] = int(entry)
     return Labels(prompts, tuple(document.get("protected", DEFAULT_PROTECTED)), document, canaries), []
 
 

@@ -36,7 +36,7 @@ def test_rollback_after_two_moves_and_status_drift(three: GitRepo) -> None:
     assert run("rollback", "a", "--commit")[1].startswith("a: production v2 -> v1 (committed ")
     lines = run("status")[1].splitlines()
     assert lines[0] == "name\tnewest\tapproved\tsignature\tproduction\tdrift\tworking tree"
-    assert lines[1].split("\t")[3:] == ["v2 bad signature (no allowed-signers file in the repository)", "v1",
+    assert lines[1].split("\t")[3:] == ["v2 not verified (no allowed-signers file in the repository)", "v1",
                                         "production 2 versions behind newest", "clean"]
     assert run("labels", "a")[1].splitlines() == ["prompt\tlabel\tversion\tcanary\tpolicy\thistory",
                                                   "a\tproduction\tv1\t\tprotected\tv1 -> v2 -> v1"]

@@ -16,6 +16,7 @@ from gateway.settings import GatewaySettings
 from promptops.client import PromptOpsWarning, Prompts, build_snapshot
 from promptops.errors import PromptOpsError
 from promptops.store import PromptStore
+from tests.conftest import ECHO_REPOSITORY
 from tests.gateway.conftest import labelled, labels, prompts  # noqa: F401 (fixtures: support v1 approved, v2 draft)
 
 
@@ -133,3 +134,13 @@ def test_a_chat_prompt_gives_its_messages_with_the_history_in_place(repo: Any) -
     version = Prompts(repo=repo.path).get("bot")
     assert version.messages("hi", [{"role": "user", "content": "q"}]) == [
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}, {"role": "user", "content": "hi"}]
+
+
+def test_a_chat_prompt_naming_no_model_renders_with_the_model_given(repo: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PROMPTOPS_MODEL_REPOSITORY", str(ECHO_REPOSITORY))  # echo's ChatML template
+    repo.commit({"prompts/bot.json": {"config": {}, "messages": [{"role": "user", "content": "{user}"}]}}, "bot v1")
+    repo.git("tag", "-a", "-m", "approve", "prompts/bot/v1")
+    version = Prompts(repo=repo.path).get("bot")
+    with pytest.raises(PromptOpsError, match="names no model"):
+        version.render(user="hi")
+    assert version.render(model="echo", user="hi") == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"

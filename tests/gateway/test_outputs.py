@@ -104,3 +104,32 @@ def test_a_tool_result_continues_the_conversation(oai):
         {"role": "user", "content": "weather in Oslo?"}, {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": '{"content": "It is 9 C in Oslo."}'}])
     assert (result.choices[0].message.content, result.choices[0].finish_reason) == ("It is 9 C in Oslo.", "stop")
+
+
+@pytest.mark.parametrize("model, asked, message", [
+    ("plain", {"response_format": {"type": "json_schema"}}, "'json_schema' is a required property"),
+    ("plain", {"response_format": {"type": "regex", "regex": "(a|a)*b"}}, "a prompt file's option"),
+    ("plain", {"tools": [WEATHER]}, "tools come only from the prompt file"),
+    ("ticket", {"tools": [WEATHER], "tool_choice": "required"}, "tools come only from the prompt file"),
+    ("tools", {"tool_choice": {"type": "function", "function": "weather"}}, "is not of type 'object'"),
+    ("tools", {"tool_choice": "foo"}, "'foo' is not one of"),
+])
+def test_what_a_caller_may_not_send(oai, model, asked, message):
+    with pytest.raises(openai.BadRequestError, match=message):
+        oai.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], **asked)
+
+
+def test_a_final_answer_after_a_tool_result_with_tool_choice_none(oai):
+    call = {"id": "c1", "type": "function", "function": {"name": "time", "arguments": '{"zone": "UTC"}'}}
+    result = oai.chat.completions.create(model="tools", tool_choice="none", messages=[
+        {"role": "user", "content": "time?"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "noon"}])
+    assert result.choices[0].finish_reason == "stop" and "Tool result: noon" in result.choices[0].message.content
+
+
+def test_v1_chat_config_cannot_replace_the_contract(oai):
+    import httpx
+
+    body = {"prompt": "ticket", "message": "x", "config": {"structured_outputs": {"regex": ".*"}}}
+    answer = httpx.post(f"{oai.base}/v1/chat", json=body)
+    assert (answer.status_code, answer.json()["error"]["type"]) == (400, "contract_refused")

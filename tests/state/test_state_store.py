@@ -6,6 +6,7 @@ import pytest
 
 from promptops.errors import PromptOpsError, UnknownRequest
 from promptops.state import StateStore, StateUnavailable, engine
+from tests.conftest import GitRepo
 from tests.state.conftest import lock, record
 
 
@@ -71,3 +72,10 @@ def test_a_database_locked_too_long_is_reported(tmp_path, monkeypatch: pytest.Mo
         with pytest.raises(StateUnavailable, match="cannot write feedback to the state database .*database is locked"):
             store.add_feedback("a", 1.0)
         locker.rollback()
+
+
+def test_the_default_store_keeps_its_folder_out_of_git(tmp_path) -> None:
+    repo = GitRepo(tmp_path)
+    with StateStore.open(None, repo.path):
+        pass
+    assert repo.git("status", "--porcelain", "--untracked-files=all") == ""

@@ -147,3 +147,13 @@ def test_the_catalog_knows_the_canary_and_has_its_version_warm(released: GitRepo
     assert catalog.remembered("a@3", "approved", False).version.number == 3
     store.revoke("a", 3, "wrong answers")
     assert build(store).canary("a", "production") is None  # a revoked canary is not served on a protected label
+
+
+def test_versions_written_as_whole_floats_are_read_as_numbers() -> None:
+    document = {"labels": {"a": {"production": {"version": 1.0, "canary": {"version": 2.0, "weight": 5}}}}}
+    labels, problems = parse(json.dumps(document).encode(), "labels.json")
+    assert problems == [] and (labels.target("a", "production"), labels.canary("a", "production")) == (1, Canary(2, 5))
+
+
+def test_any_caller_text_is_a_sticky_key() -> None:
+    assert 0 <= bucket("a", "production", "\ud800 lone surrogate") < 100  # OpenAI `user` is caller JSON
