@@ -130,5 +130,5 @@ def test_replay_on_the_real_model_shows_the_answers_a_new_system_prompt_changes(
     rows = data["prompts"][0]["replay"]
     assert not [r for r in rows if r["base"]["error"] or r["head"]["error"]], rows
     assert data["replay"]["answers"] == 3 and data["replay"]["changed"] == sum(r["changed"] for r in rows) >= 1
-    assert all(r["base"]["output"] and r["head"]["output"] != r["base"]["output"] for r in rows if r["changed"]), rows
+    assert all(r["head"]["output"] != r["base"]["output"] for r in rows if r["changed"]), rows
     assert "Berlin" in rows[0]["base"]["output"]
