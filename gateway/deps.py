@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from gateway.auth import Auth, require
 from gateway.errors import Unauthorized
 from gateway.limits import address_of
-from gateway.serving import Service
+from gateway.serving import Service, sticky_key
 from gateway.settings import GatewaySettings, get_settings
 from promptops.config.users import User
 from promptops.errors import Forbidden
@@ -48,13 +48,11 @@ def identity(request: Request) -> tuple[User | None, str | None]:
 STICKY_HEADER = "x-prompt-sticky"
 
 
-def sticky_key(request: Request, user: User | None, openai_user: str | None = None) -> str:
-    """Who a canary split keeps together (promptops/split.py): the signed-in person, else the caller's own key
-    (`X-Prompt-Sticky`, else OpenAI's `user` field), else the client address."""
-    if user is not None:
-        return f"user:{user.email}"
+def sticky_of(request: Request, user: User | None, openai_user: str | None = None) -> str:
+    """An HTTP caller's canary sticky key (gateway/serving.py `sticky_key`): the signed-in person, else the
+    caller's own key (`X-Prompt-Sticky`, else OpenAI's `user` field), else the client address."""
     given = request.headers.get(STICKY_HEADER) or openai_user
-    return f"key:{given}" if given else f"addr:{address_of(request)}"
+    return sticky_key(user, given and f"key:{given}", f"addr:{address_of(request)}")
 
 
 def webhook_signature(secret: str, body: bytes) -> str:

@@ -36,7 +36,7 @@ from gateway.settings import GatewaySettings
 from promptops import chat
 from promptops.chat import Answer, Prepared, to_turns
 from promptops.config.users import User
-from promptops.errors import PromptOpsError
+from promptops.errors import Forbidden, PromptOpsError
 from promptops.policy import ServingPolicy
 from promptops.prompt import tokens
 from promptops.prompt.model import Prompt
@@ -51,7 +51,7 @@ from promptops.triton.client import InferenceClient
 
 if TYPE_CHECKING:
     from promptops.capture import Capture
-    from promptops.state import StateStore
+    from promptops.state import Feedback, StateStore
 
 Events = AsyncIterator[str | Answer]
 T = TypeVar("T")
@@ -64,6 +64,14 @@ class TurnModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: str
     content: str
+
+
+def sticky_key(user: User | None, *fallbacks: str | None) -> str:
+    """Who a canary split keeps together (promptops/split.py): the signed-in person, else the first fallback
+    given (each door's own: a caller's key, the client address, the browser session)."""
+    if user is not None:
+        return f"user:{user.email}"
+    return next((key for key in fallbacks if key), "anonymous")
 
 
 def headers(prepared: Prepared) -> dict[str, str]:
@@ -113,6 +121,16 @@ class Service:
     async def state_call(self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` on the state store's own threads (feedback, reads), never on the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.state_pool, function, *args)
+
+    async def feedback(self, request_id: str, score: float, comment: str | None, user: User | None,
+                       caller: str | None) -> Feedback:
+        """Record feedback for an answered request (POST /v1/feedback, the UI's thumbs), as the signed-in person,
+        else the caller's key. Forbidden without a state store; UnknownRequest (404) for an unknown id."""
+        if self.state is None:
+            raise Forbidden("this gateway keeps no request records (PROMPTOPS_STATE_URL=off)",
+                            fix="unset PROMPTOPS_STATE_URL (SQLite) or point it at a database")
+        who = user.email if user is not None else caller
+        return await self.state_call(self.state.add_feedback, request_id, score, comment, who)
 
     async def serve(self, ref: str, user: User | None, sticky: str | None = None) -> Resolved:
         """The version `ref` names, if the serving policy (promptops.policy) lets `user` have it; the one
@@ -261,9 +279,9 @@ class Service:
         if self.state is not None:
             from promptops.state.records import RequestRecord
 
-            version = int(prepared.version) if prepared.version.isdigit() else None
             self.state.record(RequestRecord(
-                id=prepared.request_id, at=time.time(), prompt=prepared.name, version=version, label=prepared.label,
+                id=prepared.request_id, at=time.time(), prompt=prepared.name, version=prepared.number,
+                label=prepared.label,
                 canary=prepared.canary, endpoint=endpoint, ok=error is None and answer is not None, error=error,
                 latency_ms=latency_s * 1000, ttft_ms=None if ttft_s is None else ttft_s * 1000,
                 prompt_tokens=answer.prompt_tokens if answer else None,
@@ -417,4 +435,4 @@ class EventStream(Response):
 
 
 __all__ = ["Answer", "EventStream", "Events", "Last", "Prepared", "Service", "complete", "dumps", "headers", "sse",
-           "start_stream", "to_turns", "TurnModel"]
+           "start_stream", "sticky_key", "to_turns", "TurnModel"]

@@ -37,12 +37,15 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from promptops.config.settings import env, find_repo_root
 from promptops.errors import PromptOpsError
 from promptops.files import keep_out_of_git
 from promptops.prompt.names import NAME_PATTERN
+
+if TYPE_CHECKING:
+    from promptops.chat import Prepared
 
 CAPTURES_DIR = ".promptops/captures"
 KEEP_FILES = 3  # NAME.jsonl, NAME.1.jsonl, NAME.2.jsonl
@@ -192,7 +195,7 @@ def _turn(turn: Any) -> dict[str, Any]:
     return {"role": turn.role, "content": turn.content}
 
 
-def row(prepared: Any, answer: Any, *, request_id: str, message: str | None, history: Sequence[Any] = (),
+def row(prepared: Prepared, answer: Any, *, request_id: str, message: str | None, history: Sequence[Any] = (),
         variables: Mapping[str, str] | None = None, canary: bool = False, at: float | None = None,
         latency_ms: float | None = None) -> dict[str, Any]:
     """The dataset row of one answered request (not yet redacted: the writer redacts).
@@ -202,7 +205,6 @@ def row(prepared: Any, answer: Any, *, request_id: str, message: str | None, his
     the caller's `{user}`, `history` the past turns it sent (dicts or `Turn`s), `variables` any other
     values it set. `latency_ms` defaults to the answer's total time.
     """
-    version = str(prepared.version)
     if latency_ms is None and answer is not None:
         latency_ms = answer.total_s * 1000
     values = dict(variables or {})
@@ -213,7 +215,8 @@ def row(prepared: Any, answer: Any, *, request_id: str, message: str | None, his
         out["history"] = [_turn(t) for t in history]
     out["__captured"] = {
         "request_id": request_id, "at": round(time.time() if at is None else at, 3), "prompt": prepared.name,
-        "version": int(version) if version.isdigit() else version, "label": prepared.label, "canary": canary,
+        "version": prepared.version if prepared.number is None else prepared.number, "label": prepared.label,
+        "canary": canary,
         "answer": answer.text if answer is not None else None,
         "prompt_tokens": answer.prompt_tokens if answer is not None else None,
         "completion_tokens": answer.completion_tokens if answer is not None else None,

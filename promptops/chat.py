@@ -79,6 +79,11 @@ class Prepared:
     history: tuple[Turn, ...] = field(default=(), repr=False)  # the past turns rendered
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this request in records and feedback
 
+    @property
+    def number(self) -> int | None:
+        """The version number (None for a draft or an inline prompt)."""
+        return int(self.version) if self.version.isdigit() else None
+
     def read(self, text: str) -> Structured | None:
         """The answer checked against the contract (parsed JSON, tool calls); None without a contract."""
         return self.contract.read(text) if self.contract is not None else None
@@ -167,8 +172,7 @@ def with_overrides(prompt: Prompt, overrides: Mapping[str, Any]) -> Mapping[str,
     if not overrides:
         return prompt.config
     asked = [key for key in ("structured_outputs", "guided_decoding") if overrides.get(key) is not None]
-    contract = prompt.contract
-    if asked and (contract.declares_format or contract.tools):
+    if asked and ((contract := prompt.contract).declares_format or contract.tools):
         from promptops.errors import ContractRefused
 
         raise ContractRefused(f"config.{asked[0]} would replace the output contract {prompt.name} declares",

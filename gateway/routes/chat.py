@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import identity, service_of, sticky_key
+from gateway.deps import identity, service_of, sticky_of
 from gateway.errors import error_body, error_response
 from gateway.serving import (
     Answer,
@@ -80,7 +80,7 @@ async def chat(body: ChatRequest, request: Request) -> Response:
     # A warm catalog answers without a thread hop; the serving policy is applied there (promptops.policy).
     service = service_of(request)
     user, caller = identity(request)
-    prepared = service.prepare(await service.serve(body.prompt, user, sticky_key(request, user)), body.message,
+    prepared = service.prepare(await service.serve(body.prompt, user, sticky_of(request, user)), body.message,
                                [t.model_dump() for t in body.history], body.config)
     try:
         if body.stream:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.deps import identity, service_of
-from promptops.errors import Forbidden
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
@@ -39,13 +38,10 @@ async def feedback(body: FeedbackRequest, request: Request) -> dict[str, Any]:
     """Record feedback for an answered request: which prompt version served it comes from the request's record.
     One per person and request: sending again replaces it. 404 for an unknown request id."""
     service = service_of(request)
-    if service.state is None:
-        raise Forbidden("this gateway keeps no request records (PROMPTOPS_STATE_URL=off)",
-                        fix="unset PROMPTOPS_STATE_URL (SQLite) or point it at a database")
     user, caller = identity(request)
     request_id = body.request_id.removeprefix("chatcmpl-")
-    who = user.email if user is not None else caller
-    saved = await service.state_call(service.state.add_feedback, request_id, body.value, body.comment, who)
+    saved = await service.feedback(request_id, body.value, body.comment, user, caller)
+    assert service.state is not None  # feedback() refused otherwise
     record = await service.state_call(service.state.request, request_id)
     return {"request_id": saved.request_id, "score": saved.score, "prompt": record.prompt if record else None,
             "version": record.version if record else None, "canary": record.canary if record else None}

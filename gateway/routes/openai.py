@@ -34,7 +34,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import ServiceDep, identity, service_of, sticky_key
+from gateway.deps import ServiceDep, identity, service_of, sticky_of
 from gateway.errors import error_body, error_response
 from gateway.serving import Answer, Events, EventStream, Last, Prepared, complete, dumps, headers, start_stream
 from promptops.chat import split_messages
@@ -206,7 +206,7 @@ async def chat_completions(body: CompletionRequest, request: Request) -> Respons
     service = service_of(request)
     message, history, after = _split(body)
     user, caller = identity(request)
-    resolved = await service.serve(body.model, user, sticky_key(request, user, body.user))
+    resolved = await service.serve(body.model, user, sticky_of(request, user, body.user))
     prepared = service.prepare(resolved, message, history, body.overrides(), after=after,
                                contract=_contract(body, resolved))
     logprobs = bool(body.logprobs)

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from gateway.auth import Auth
-from gateway.serving import Answer, Prepared
+from gateway.serving import Answer, Prepared, sticky_key
 from gateway.ui.common import (
     GetService,
     describe_error,
@@ -24,13 +24,6 @@ from promptops.errors import PromptOpsError
 from promptops.prompt.outputs import Structured
 
 Messages = list[dict[str, Any]]
-
-
-def ui_sticky(user: Any, request: gr.Request | None) -> str:
-    """A canary split's sticky key in the UI: the signed-in person, else this browser session."""
-    if user is not None:
-        return f"user:{user.email}"
-    return f"session:{getattr(request, 'session_hash', None) or 'anonymous'}"
 
 
 def footer(prepared: Prepared, answer: Answer) -> str:
@@ -124,7 +117,8 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
         shown = [*shown, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
         user, caller = ui_identity(service, auth, request)
         try:
-            resolved = await service.serve(ref, user, ui_sticky(user, request))
+            session = getattr(request, "session_hash", None)  # the browser session keeps its side of a canary
+            resolved = await service.serve(ref, user, sticky_key(user, session and f"session:{session}"))
             prepared = service.prepare(resolved, text, history)
         except PromptOpsError as exc:
             shown[-1] = {"role": "assistant", "content": f"**Error:** {exc.message}"}
@@ -156,11 +150,13 @@ def build_chat(get: GetService, auth: Auth) -> dict[str, Any]:
         """Thumbs up (1) or down (0) for the version that answered that message."""
         service = get()
         request_id = ids.get(like.index if isinstance(like.index, int) else like.index[0])
-        if service.state is None or request_id is None:
-            return "Feedback is not recorded here (no state store, or an answer from before a restart)."
+        if request_id is None:
+            return "Feedback is not recorded for an answer from before a restart."
         user, caller = ui_identity(service, auth, request)
-        who = user.email if user is not None else caller
-        await service.state_call(service.state.add_feedback, request_id, float(like.liked is True), None, who)
+        try:
+            await service.feedback(request_id, float(like.liked is True), None, user, caller)
+        except PromptOpsError as exc:
+            return describe_error(exc)
         return f"Feedback recorded for request {request_id[:8]}."
 
     def on_version(ref: str | None) -> tuple[Messages, Messages, str, dict[int, str]]:

@@ -43,8 +43,7 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any
 
-from promptops.errors import PromptOpsError
-from promptops.prompt.outputs import Contract, Tool, tool_from_openai
+from promptops.prompt.outputs import Contract, canonical, of
 
 DOCUMENTATION = ("title", "description", "default", "examples")
 _IGNORED = frozenset({"$schema", "$id", "$anchor", "$comment", "$defs", "definitions"})
@@ -89,7 +88,7 @@ def contract_changes(old_document: Mapping[str, Any] | None,
     Either None (a prompt added or removed): nothing to compare, no changes."""
     if old_document is None or new_document is None:
         return []
-    old, new = _contract(old_document), _contract(new_document)
+    old, new = of(old_document), of(new_document)
     out: list[ContractChange] = []
     _response_format(old, new, out)
     _tools(old, new, out)
@@ -97,25 +96,8 @@ def contract_changes(old_document: Mapping[str, Any] | None,
     return sorted(out, key=lambda c: (c.path, c.kind, c.message))
 
 
-def _contract(document: Mapping[str, Any]) -> Contract:
-    """The document's contract, skipping tools that are not OpenAI function tools (validation reports those)."""
-    tools: list[Tool] = []
-    items = document.get("tools")
-    for item in items if isinstance(items, list) else ():
-        try:
-            tools.append(tool_from_openai(item))
-        except PromptOpsError:
-            continue
-    fmt = document.get("response_format")
-    return Contract(fmt if isinstance(fmt, Mapping) else None, tuple(tools), document.get("tool_choice") or "auto")
-
-
 def _shown(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _listed(values: Iterable[Any]) -> str:
@@ -169,7 +151,7 @@ def _tools(old: Contract, new: Contract, out: list[ContractChange]) -> None:
 
 
 def _tool_choice(old: Contract, new: Contract, out: list[ContractChange]) -> None:
-    if _canonical(old.tool_choice) == _canonical(new.tool_choice):
+    if canonical(old.tool_choice) == canonical(new.tool_choice):
         return
     names = {t.name for t in new.tools}
     still = {t.name for t in new.callable_tools}
@@ -205,9 +187,9 @@ def _values_changed(old: list[Any] | None, new: list[Any] | None, path: str, sub
         out.append(ContractChange(path, "values-unlimited", False, f"{subject} is no longer limited to a list "
                                                                     "of values"))
         return
-    old_keys, new_keys = {_canonical(v) for v in old}, {_canonical(v) for v in new}
-    removed = [v for v in old if _canonical(v) not in new_keys]
-    added = [v for v in new if _canonical(v) not in old_keys]
+    old_keys, new_keys = {canonical(v) for v in old}, {canonical(v) for v in new}
+    removed = [v for v in old if canonical(v) not in new_keys]
+    added = [v for v in new if canonical(v) not in old_keys]
     if removed:
         out.append(ContractChange(path, "enum-value-removed", True, f"{subject} no longer allows {_listed(removed)}"))
     if added:
@@ -317,7 +299,7 @@ class _Walk:
         name = self.name(where)
         old, new = self.align(old, new, path, name)
         for key in DOCUMENTATION:
-            if _canonical(old.get(key)) != _canonical(new.get(key)):
+            if canonical(old.get(key)) != canonical(new.get(key)):
                 self.add(f"{path}.{key}", "documentation", False, f"{name} {key} changed")
         self.type(old, new, path, name)
         values_key = "const" if "const" in old or "const" in new else "enum"
@@ -454,7 +436,7 @@ class _Walk:
     def other(self, old: Mapping[str, Any], new: Mapping[str, Any], path: str, name: str) -> None:
         """Keywords the walk does not understand: adding or changing one is breaking, removing one loosens."""
         for key in sorted((old.keys() | new.keys()) - _HANDLED):
-            if _canonical(old.get(key)) == _canonical(new.get(key)):
+            if canonical(old.get(key)) == canonical(new.get(key)):
                 continue
             if key not in new:
                 self.add(f"{path}.{key}", "constraint-removed", False, f"{name} {key} removed")
@@ -475,10 +457,10 @@ def _pair(olds: Sequence[Any], news: Sequence[Any]) -> tuple[list[tuple[int, int
     left, right = list(range(len(olds))), list(range(len(news)))
     pairs: list[tuple[int, int]] = []
     keys: list[Callable[[Any], Any]] = [
-        _canonical,
+        canonical,
         lambda s: s.get("$ref") if isinstance(s, Mapping) else None,
         lambda s: s.get("title") if isinstance(s, Mapping) else None,
-        lambda s: _canonical(s.get("type")) if isinstance(s, Mapping) and "type" in s else None,
+        lambda s: canonical(s.get("type")) if isinstance(s, Mapping) and "type" in s else None,
     ]
     for key in keys:
         for i in list(left):

@@ -243,7 +243,7 @@ class Contract:
         for index, item in enumerate(tools or ()):
             _check_shape("tool", item, f"tools[{index}]")
         fmt = self.response_format
-        if response_format is not None and _canonical(response_format) != _canonical(self.response_format):
+        if response_format is not None and canonical(response_format) != canonical(self.response_format):
             if self.declares_format or self.tools:
                 raise ContractRefused(
                     f"response_format {_short(response_format)} differs from the prompt's reviewed "
@@ -257,14 +257,14 @@ class Contract:
             fmt = response_format
         if tools is not None:
             asked = [tool_from_openai(item, f"tools[{i}]").openai() for i, item in enumerate(tools)]
-            if asked and _canonical(asked) != _canonical([t.openai() for t in self.tools]):
+            if asked and canonical(asked) != canonical([t.openai() for t in self.tools]):
                 raise ContractRefused("tools differ from the prompt's reviewed tools: tools come only from the "
                                       "prompt file (their descriptions are part of its reviewed system text)",
                                       fix="drop tools from the request (the prompt's own apply), or add them to "
                                           "the prompt file in a reviewed version")
         choice = self.tool_choice
         if tool_choice is not None and self.tools:
-            narrowing = self.tool_choice == "auto" or _canonical(tool_choice) == _canonical(self.tool_choice)
+            narrowing = self.tool_choice == "auto" or canonical(tool_choice) == canonical(self.tool_choice)
             if not narrowing:
                 raise ContractRefused(f"tool_choice {tool_choice!r} would loosen the prompt's {self.tool_choice!r}",
                                       fix="drop tool_choice from the request")
@@ -340,7 +340,8 @@ def _path(parts: Sequence[Any]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
-def _canonical(value: Any) -> str:
+def canonical(value: Any) -> str:
+    """JSON with sorted keys and no spaces: equal for equal values, whatever their key order."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
@@ -352,35 +353,27 @@ def _short(fmt: Mapping[str, Any] | None) -> str:
     return f"{kind} {name!r}" if name else str(kind)
 
 
+def _is_tool(item: Any) -> bool:
+    function = item.get("function") if isinstance(item, Mapping) else None
+    return isinstance(function, Mapping) and isinstance(function.get("name"), str)
+
+
 def tool_from_openai(item: Any, where: str = "tools[0]") -> Tool:
     """An OpenAI tool definition as a Tool; PromptOpsError naming `where` when it is not one."""
-    function = item.get("function") if isinstance(item, Mapping) else None
-    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+    if not _is_tool(item):
         raise PromptOpsError(f"{where} is not an OpenAI function tool",
                              fix='write {"type": "function", "function": {"name": ..., "parameters": {...}}}')
+    function = item["function"]
     parameters = function.get("parameters") or {"type": "object", "properties": {}}
     return Tool(function["name"], str(function.get("description", "")), parameters)
 
 
-def _refs(node: Any, pointer: str = "") -> list[tuple[str, str]]:
-    """Every `$ref` in a schema with its JSON pointer."""
-    found: list[tuple[str, str]] = []
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                found.append((f"{pointer}/$ref", value))
-            else:
-                found += _refs(value, f"{pointer}/{key}")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _refs(value, f"{pointer}/{index}")
-    return found
-
-
 def of(document: Mapping[str, Any]) -> Contract:
-    """The contract a prompt document declares (`response_format`, `tools`, `tool_choice`)."""
+    """The contract a prompt document declares (`response_format`, `tools`, `tool_choice`). Tool entries that
+    are not OpenAI function tools are left out: validation reports them (the review reads unvalidated heads)."""
     fmt = document.get("response_format")
-    tools = tuple(tool_from_openai(item, f"tools[{i}]") for i, item in enumerate(document.get("tools") or ()))
+    items = document.get("tools")
+    tools = tuple(tool_from_openai(item) for item in (items if isinstance(items, list) else ()) if _is_tool(item))
     config = document.get("config") or {}
     constrained = any(config.get(key) is not None for key in ("structured_outputs", "guided_decoding"))
     return Contract(fmt if isinstance(fmt, Mapping) else None, tools, document.get("tool_choice") or "auto",
@@ -394,7 +387,7 @@ def contract_problems(document: Mapping[str, Any]) -> list[tuple[str, str, str]]
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
-    from promptops.prompt.schema_support import unsupported
+    from promptops.prompt.schema_support import refs, unsupported
 
     problems: list[tuple[str, str, str]] = []
 
@@ -408,7 +401,7 @@ def contract_problems(document: Mapping[str, Any]) -> list[tuple[str, str, str]]
             return
         for pointer, message, fix in unsupported(schema):
             problems.append((where + pointer, message, fix))
-        for pointer, ref in _refs(schema):
+        for pointer, ref in refs(schema):
             if not ref.startswith("#"):
                 problems.append((where + pointer, f"$ref {ref!r} points outside the schema",
                                  "inline the referenced schema under $defs and refer to it as #/$defs/NAME"))

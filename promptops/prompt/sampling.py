@@ -135,6 +135,21 @@ OUTPUTS = (
 )
 
 
+def declare_tensors(config: Any) -> Any:
+    """Add the contract's INPUTS and OUTPUTS that a model's `auto_complete_config` object does not declare yet
+    (Triton's Python backend API: `as_dict`, `add_input`, `add_output`); for the CPU backend and the echo model."""
+    declared = config.as_dict()
+    have_in = {t["name"] for t in declared.get("input", [])}
+    have_out = {t["name"] for t in declared.get("output", [])}
+    for spec in INPUTS:
+        if spec["name"] not in have_in:
+            config.add_input(spec)
+    for spec in OUTPUTS:
+        if spec["name"] not in have_out:
+            config.add_output(spec)
+    return config
+
+
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"{name} must be a number, got {value!r}")

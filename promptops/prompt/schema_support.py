@@ -86,6 +86,12 @@ def unsupported(schema: Any) -> list[Finding]:
     return findings
 
 
+def refs(schema: Any) -> list[tuple[str, str]]:
+    """(JSON pointer, target) of every `$ref` in `schema`'s subschemas."""
+    return [(f"{pointer}/$ref", node["$ref"]) for node, pointer, _ in _walk(schema)
+            if isinstance(node.get("$ref"), str)]
+
+
 def _walk(schema: Any) -> Iterator[tuple[Mapping[str, Any], str, str]]:
     """Every subschema with its JSON pointer and the keyword it sits under ("" at the root), parents first
     (a stack: deep schemas cannot overflow)."""

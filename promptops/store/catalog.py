@@ -88,6 +88,7 @@ class Catalog:
             return None
         return found
 
+
 def _resolve(store: PromptStore, catalog: Catalog, ref: str, default: Default, drafts: bool) -> Resolved:
     """`ref` as of the catalog's head, remembered in the catalog (a failure too: raised again next time)."""
     try:

@@ -171,15 +171,7 @@ class TritonPythonModel:
     @staticmethod
     def auto_complete_config(auto_complete_model_config):
         """Declare the tensors and the decoupled policy so config.pbtxt can stay minimal."""
-        declared = auto_complete_model_config.as_dict()
-        have_in = {t["name"] for t in declared.get("input", [])}
-        have_out = {t["name"] for t in declared.get("output", [])}
-        for spec in sampling.INPUTS:
-            if spec["name"] not in have_in:
-                auto_complete_model_config.add_input(spec)
-        for spec in sampling.OUTPUTS:
-            if spec["name"] not in have_out:
-                auto_complete_model_config.add_output(spec)
+        sampling.declare_tensors(auto_complete_model_config)
         auto_complete_model_config.set_max_batch_size(0)
         auto_complete_model_config.set_model_transaction_policy({"decoupled": True})
         return auto_complete_model_config

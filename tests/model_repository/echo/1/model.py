@@ -161,16 +161,7 @@ class TritonPythonModel:
     @staticmethod
     def auto_complete_config(config):
         """Declare the contract's tensors from promptops/prompt/sampling.py (as the vllm backend does)."""
-        declared = config.as_dict()
-        have_in = {t["name"] for t in declared.get("input", [])}
-        have_out = {t["name"] for t in declared.get("output", [])}
-        for spec in sampling.INPUTS:
-            if spec["name"] not in have_in:
-                config.add_input(spec)
-        for spec in sampling.OUTPUTS:
-            if spec["name"] not in have_out:
-                config.add_output(spec)
-        return config
+        return sampling.declare_tensors(config)
 
     def initialize(self, args):
         self._threads = set()
